@@ -1,0 +1,53 @@
+"""Shared fixtures: the artifact mirror and the systemd test image."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "tests" / "output"
+BIN = Path(sys.executable).parent
+
+# Versions besides the pinned ones that the mirror carries (upgrade/rollback tests).
+MINIO_OTHER_VERSION = "RELEASE.2025-07-23T15-54-02Z"
+
+
+def progress(message: str) -> None:
+    """Print a progress line even while pytest captures output."""
+    sys.__stdout__.write(f"[o11y-tests] {message}\n")
+    sys.__stdout__.flush()
+
+
+@pytest.fixture(scope="session")
+def mirror_dir() -> Path:
+    out = OUTPUT / "mirror"
+    progress(f"building the artifact mirror in {out}")
+    subprocess.run(
+        [sys.executable, str(ROOT / "tests/standins/build_mirror.py"), "--out", str(out),
+         "--also", f"minio={MINIO_OTHER_VERSION}"],
+        check=True, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def test_image() -> str:
+    if os.environ.get("O11Y_TEST_IMAGE"):
+        return os.environ["O11Y_TEST_IMAGE"]
+    progress("building or reusing the systemd test image")
+    proc = subprocess.run(["bash", str(ROOT / "tests/image/build.sh")], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        pytest.fail("test image build failed:\n" + proc.stdout[-5000:])
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def tool(name: str) -> str:
+    """Path of a console script from the interpreter's environment."""
+    candidate = BIN / name
+    return str(candidate) if candidate.exists() else name
