@@ -1,0 +1,1 @@
+"""Stand-in services used by the o11y.stack tests (no network access needed)."""
