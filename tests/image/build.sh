@@ -46,7 +46,9 @@ die() { log "ERROR: $*"; exit 1; }
 # The Docker engine does not run at boot on the test machines.
 ensure_docker() {
     docker info >/dev/null 2>&1 && return 0
-    [ "$(id -u)" = 0 ] && [ -x /usr/sbin/dockerd ] || die "docker engine not reachable (docker info fails)"
+    if [ "$(id -u)" != 0 ] || [ ! -x /usr/sbin/dockerd ]; then
+        die "docker engine not reachable (docker info fails)"
+    fi
     log "starting dockerd (log: /var/log/o11y-dockerd.log)"
     nohup /usr/sbin/dockerd >/var/log/o11y-dockerd.log 2>&1 &
     for _ in $(seq 1 60); do
@@ -128,7 +130,7 @@ ROOTFS=""
 cleanup() {
     if [ -n "$ROOTFS" ] && [ -d "$ROOTFS" ]; then
         for m in "$ROOTFS/dev/pts" "$ROOTFS/dev" "$ROOTFS/proc" "$ROOTFS/sys"; do
-            mountpoint -q "$m" 2>/dev/null && umount -l "$m" || true
+            if mountpoint -q "$m" 2>/dev/null; then umount -l "$m" || true; fi
         done
         rm -rf --one-file-system "$ROOTFS"
         rm -f "$ROOTFS".*.log

@@ -307,7 +307,7 @@ def make_zip(files: Sequence[Tuple[str, bytes, int]]) -> bytes:
 def make_tar_gz(files: Sequence[Tuple[str, bytes, int]]) -> bytes:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tf:
-        for d in _parents(name for name, _, _ in files):
+        for d in _parents(entry[0] for entry in files):
             ti = tarfile.TarInfo(d)
             ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, 0o755, TAR_MTIME
             ti.uid = ti.gid = 0
@@ -398,8 +398,8 @@ def read_role_version(comp: Component, repo_root: Path = REPO_ROOT) -> Tuple[str
         return comp.default_version, "default (%s has no %s)" % (comp.version_file, comp.version_key)
     value = str(value)
     if "{{" in value or "{%" in value:
-        print("build_mirror: %s: %s is templated (%s); using %s" % (comp.version_file, comp.version_key, value,
-                                                                   comp.default_version), file=sys.stderr)
+        print("build_mirror: %s: %s is templated (%s); using %s"
+              % (comp.version_file, comp.version_key, value, comp.default_version), file=sys.stderr)
         return comp.default_version, "default (templated in %s)" % comp.version_file
     return value, comp.version_file
 
@@ -453,9 +453,8 @@ def build_mirror(out: Path, also: Optional[Mapping[str, Sequence[str]]] = None, 
         comp = components[name]
         version, source = read_role_version(comp, repo_root)
         versions = [version] + [v for v in (also or {}).get(name, []) if v != version]
-        print("%s: %s (from %s)%s" % (name, version, source,
-                                     "; also " + ", ".join(versions[1:]) if versions[1:] else ""),
-              file=writer.stream)
+        also_text = ("; also " + ", ".join(versions[1:])) if versions[1:] else ""
+        print("%s: %s (from %s)%s" % (name, version, source, also_text), file=writer.stream)
         build_component(comp, versions, writer, cache)
     return writer
 

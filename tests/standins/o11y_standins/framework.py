@@ -32,6 +32,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -339,10 +340,11 @@ class FlagSet:
                     csv: bool = False, **kw) -> None:
         """Repeatable string flag (dskit ``flagext.StringSlice``); ``csv=True``
         splits each occurrence on commas (``flagext.StringSliceCSV``)."""
-        if csv:
-            parse = lambda s: [p for p in s.split(",") if p] if s else []  # noqa: E731
-        else:
-            parse = lambda s: [s]  # noqa: E731
+        def parse(text: str) -> list:
+            if csv:
+                return [p for p in text.split(",") if p] if text else []
+            return [text]
+
         self._define(_FlagDef(name, "list", list(default or []), usage, parse, "value",
                               repeated=True, **kw))
 
@@ -550,7 +552,7 @@ class CliFlag:
         return self.default, False
 
     def register(self, fs: FlagSet) -> None:
-        value, _ = self.env_default()
+        value = self.env_default()[0]
         for n in self.names:
             if self.kind == "string":
                 fs.string(n, value, self.usage)
@@ -1238,7 +1240,7 @@ class Logger:
         if self.fmt == "json":
             rec = {"level": level.upper() if self.component == "minio" else level,
                    "time": self._ts(), "message" if self.component == "minio" else "msg": msg}
-            rec.update({k: v for k, v in kv.items()})
+            rec.update(kv)
             line = json.dumps(rec, default=str)
         elif self.fmt == "plain":
             line = msg
@@ -1597,7 +1599,7 @@ def _fmt_value(v: float) -> str:
         return "1" if v else "0"
     if isinstance(v, int):
         return str(v)
-    if v != v:
+    if math.isnan(v):
         return "NaN"
     if v in (float("inf"), float("-inf")):
         return "+Inf" if v > 0 else "-Inf"

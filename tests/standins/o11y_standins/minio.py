@@ -30,10 +30,10 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import sys
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -189,9 +189,7 @@ class MinioFatal(Exception):
 # ellipses and endpoints
 # ---------------------------------------------------------------------------
 
-import re as _re  # noqa: E402
-
-_ELLIPSES = _re.compile(r"\{([0-9a-fA-F]*)\.\.\.([0-9a-fA-F]*)\}")
+_ELLIPSES = re.compile(r"\{([0-9a-fA-F]*)\.\.\.([0-9a-fA-F]*)\}")
 
 
 def has_ellipses(*args: str) -> bool:
@@ -472,8 +470,8 @@ def _s3_error(status: int, code: str, message: str, resource: str = "/") -> Tupl
             '<Resource>%s</Resource><RequestId>%s</RequestId></Error>'
             % (code, message, resource, uuid.uuid4().hex[:16].upper())).encode()
     reason = http.client.responses.get(status, "Error")
-    return "%d %s" % (status, reason), [("Content-Type", "application/xml"),
-                                         ("Content-Length", str(len(body)))], body
+    headers = [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+    return "%d %s" % (status, reason), headers, body
 
 
 class PrimaryProxy:
@@ -482,7 +480,7 @@ class PrimaryProxy:
 
     def __init__(self, scheme: str, node: str, timeout: float = 60.0):
         self.scheme = scheme
-        host, _, port = node.rpartition(":")
+        host, dummy, port = node.rpartition(":")
         self.host = host.strip("[]")
         self.port = int(port)
         self.timeout = timeout
@@ -613,7 +611,6 @@ class MinioServer:
         self.metrics_public = metrics_public
         self.started = time.time()
         self.s3 = None
-        self._ready_cache: Tuple[float, bool] = (0.0, False)
         self._mismatch_logged = False
         self._pool = ThreadPoolExecutor(max_workers=8)
         self.cred_fingerprint = hashlib.sha256(("%s\0%s" % (access_key, secret_key)).encode()).hexdigest()
@@ -660,10 +657,6 @@ class MinioServer:
     def can_serve(self) -> bool:
         if self.layout.is_primary:
             return True
-        now = time.monotonic()
-        ts, val = self._ready_cache
-        if now - ts < 0.5:
-            return val
         info = _fetch_json(self.layout.node_url(self.layout.primary_node) + "/minio/standin/info")
         ok = False
         if info is not None:
@@ -680,7 +673,6 @@ class MinioServer:
             else:
                 ok = True
                 self._mismatch_logged = False
-        self._ready_cache = (now, ok)
         return ok
 
     def h_ready(self, req):
@@ -861,8 +853,7 @@ def server_main(ctx: fw.CliContext) -> int:
             api_host, api_port = fw.parse_listen_address(address)
         except ValueError as exc:
             raise MinioFatal("Unable to validate passed arguments: %s" % exc) from None
-        if api_host and api_host not in ("0.0.0.0", "::") and not (fw.resolve_host(api_host)
-                                                                    & _bindable(fw.resolve_host(api_host))):
+        if api_host and api_host not in ("0.0.0.0", "::") and not _bindable(fw.resolve_host(api_host)):
             raise MinioFatal("Unable to validate passed arguments: host in server address should be this server")
 
         layout = build_layout(args, pool_args, api_host, api_port)

@@ -29,7 +29,7 @@ STANDINS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def free_port(host: str = "127.0.0.1", also: Sequence[str] = ()) -> int:
     """A TCP port free on *host* (and on every address in *also*)."""
-    for _ in range(200):
+    for dummy in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((host, 0))
             port = s.getsockname()[1]
