@@ -53,6 +53,9 @@ def test_scenario(scenario: str, mirror_dir: Path, test_image: str) -> None:
         "O11Y_MIRROR_URL": mirror_dir.as_uri(),
         "O11Y_ARTIFACT_CACHE": str(OUTPUT / "artifact-cache"),
         "O11Y_MINIO_OTHER_VERSION": MINIO_OTHER_VERSION,
+        # The working tree itself, through the checkout's .collections symlink
+        # (molecule's prerun, which would install a copy, is off).
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
         "ANSIBLE_FORCE_COLOR": "false",
         "PY_COLORS": "0",
         "NO_COLOR": "1",
@@ -74,7 +77,7 @@ def test_scenario(scenario: str, mirror_dir: Path, test_image: str) -> None:
                 f"check mode on converged {host}: {counts}\n" + "\n".join(output.splitlines()[-120:]))
 
         if "side_effect" in sequence:
-            molecule.run("side_effect")
+            molecule.run("side-effect")
         molecule.run("verify")
     finally:
         molecule.run("destroy", check=False)
