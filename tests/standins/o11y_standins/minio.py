@@ -560,7 +560,8 @@ class PrimaryProxy:
 # the server
 # ---------------------------------------------------------------------------
 
-def _probe(url: str, timeout: float = 1.0) -> bool:
+def _get(url: str, timeout: float = 1.0) -> Optional[Tuple[int, bytes]]:
+    """GET a peer's URL (TLS unverified, like node-to-node health probes); None when unreachable."""
     u = urlsplit(url)
     try:
         if u.scheme == "https":
@@ -573,30 +574,25 @@ def _probe(url: str, timeout: float = 1.0) -> bool:
             conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
         conn.request("GET", u.path or "/")
         resp = conn.getresponse()
-        resp.read()
+        data = resp.read()
         conn.close()
-        return resp.status == 200
+        return resp.status, data
     except (OSError, http.client.HTTPException):
-        return False
+        return None
+
+
+def _probe(url: str, timeout: float = 1.0) -> bool:
+    answer = _get(url, timeout)
+    return answer is not None and answer[0] == 200
 
 
 def _fetch_json(url: str, timeout: float = 1.0) -> Optional[Dict[str, Any]]:
-    u = urlsplit(url)
+    answer = _get(url, timeout)
+    if answer is None or answer[0] != 200:
+        return None
     try:
-        if u.scheme == "https":
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(u.hostname, u.port, timeout=timeout,
-                                                                           context=ctx)
-        else:
-            conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
-        conn.request("GET", u.path)
-        resp = conn.getresponse()
-        data = resp.read()
-        conn.close()
-        return json.loads(data) if resp.status == 200 else None
-    except (OSError, http.client.HTTPException, ValueError):
+        return json.loads(answer[1])
+    except ValueError:
         return None
 
 
