@@ -267,6 +267,10 @@ COMPONENTS: Dict[str, Component] = {
             ),
         ),
     ),
+    # ---- mimir (entry below this line) ----
+    # ---- loki (entry below this line) ----
+    # ---- tempo (entry below this line) ----
+    # ---- pyroscope (entry below this line) ----
     # Shapes for what comes next (one entry each), e.g.:
     #   "loki": Component("loki", "3.5.0", version_file="roles/loki/defaults/main.yml",
     #       version_key="loki_version", sums=SumsFile(LOKI + "SHA256SUMS"),
