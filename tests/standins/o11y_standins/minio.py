@@ -380,13 +380,25 @@ def _deployment_id(layout: Layout) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "minio-standin:" + layout.fingerprint()))
 
 
+def _writable(path: str) -> bool:
+    """Write a probe file, as MinIO does at start, instead of trusting permission bits (root passes those)."""
+    probe = os.path.join(path, ".minio-standin-write-check-%s" % uuid.uuid4().hex)
+    try:
+        with open(probe, "wb") as handle:
+            handle.write(b"ok")
+        os.remove(probe)
+    except OSError:
+        return False
+    return True
+
+
 def prepare_drives(layout: Layout) -> Tuple[bool, List[str]]:
     """Check local drives and write format.json; returns (formatted_now, errors)."""
     errors = []
     for path in layout.local_drives:
         if not os.path.isdir(path):
             errors.append("Drive %s: drive not found" % path)
-        elif not os.access(path, os.W_OK | os.X_OK):
+        elif not _writable(path):
             errors.append("Drive %s: drive access denied" % path)
     if errors:
         return False, errors

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -135,15 +136,20 @@ def test_missing_drive_is_fatal(tmp_path):
         p.close()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
 def test_unwritable_drive_is_fatal(tmp_path):
     d = tmp_path / "ro"
     d.mkdir(mode=0o500)
+    # Permission bits do not stop root; an immutable directory stops everyone.
+    immutable = os.geteuid() == 0
+    if immutable:
+        subprocess.run(["chattr", "+i", str(d)], check=True)
     p = StandinProcess(["minio", "server", "--address", "127.0.0.1:%d" % free_port(), str(d)], env=CREDS)
     try:
         assert p.run() == 1 and "access denied" in p.stderr
     finally:
         p.close()
+        if immutable:
+            subprocess.run(["chattr", "-i", str(d)], check=True)
 
 
 def test_port_in_use_is_fatal(tmp_path):
