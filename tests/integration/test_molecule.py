@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MINIO_OTHER_VERSION, OUTPUT, ROOT, progress, tool
+from tests.conftest import ARTIFACT_CACHE, MINIO_OTHER_VERSION, OUTPUT, ROOT, progress, tool
 
 SCENARIOS = ["minio", "minio-cluster"]
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
@@ -51,7 +51,7 @@ def test_scenario(scenario: str, mirror_dir: Path, test_image: str) -> None:
     env.update({
         "O11Y_TEST_IMAGE": test_image,
         "O11Y_MIRROR_URL": mirror_dir.as_uri(),
-        "O11Y_ARTIFACT_CACHE": str(OUTPUT / "artifact-cache"),
+        "O11Y_ARTIFACT_CACHE": str(ARTIFACT_CACHE),
         "O11Y_MINIO_OTHER_VERSION": MINIO_OTHER_VERSION,
         # The working tree itself, through the checkout's .collections symlink
         # (molecule's prerun, which would install a copy, is off).
