@@ -207,10 +207,12 @@ Payload = Union[Text, StandinZipapp, DebianFile]
 @dataclass(frozen=True)
 class Sidecar:
     """A checksum file next to the artifact: ``<url><suffix>`` with one line
-    ``<sha256>  <name>``; *name* is a template (default: the artifact's file name)."""
+    ``<sha256>  <name>``; *name* is a template (default: the artifact's file name).
+    *bare*: the line is the hash alone (``sha256sum | cut -d' ' -f1`` style)."""
 
     suffix: str = ".sha256"
     name: Optional[str] = None
+    bare: bool = False
 
 
 @dataclass(frozen=True)
@@ -268,9 +270,76 @@ COMPONENTS: Dict[str, Component] = {
         ),
     ),
     # ---- mimir (entry below this line) ----
+    "mimir": Component(
+        name="mimir",
+        default_version="3.1.1",
+        version_file="roles/mimir/defaults/main.yml",
+        version_key="mimir_version",
+        goversion="go1.26.4",
+        artifacts=(
+            # upstream: bare binary + "<asset>-sha-256" holding only the hash (Makefile "dist")
+            Artifact(
+                url="https://github.com/grafana/mimir/releases/download/mimir-{version}/mimir-linux-{arch}",
+                payload=StandinZipapp("o11y_standins.mimir:main"),
+                checksum=Sidecar(suffix="-sha-256", bare=True),  # upstream: the hash alone
+            ),
+        ),
+    ),
     # ---- loki (entry below this line) ----
+    "loki": Component(
+        name="loki",
+        default_version="3.7.6",
+        version_file="roles/loki/defaults/main.yml",
+        version_key="loki_version",
+        goversion="go1.26.5",
+        # upstream: `make dist` zips each binary (member at the archive root) and
+        # writes one SHA256SUMS per release
+        sums=SumsFile("https://github.com/grafana/loki/releases/download/v{version}/SHA256SUMS"),
+        artifacts=(
+            Artifact(
+                url="https://github.com/grafana/loki/releases/download/v{version}/loki-linux-{arch}.zip",
+                kind="zip",
+                members=(("loki-linux-{arch}", StandinZipapp("o11y_standins.loki:main")),),
+            ),
+        ),
+    ),
     # ---- tempo (entry below this line) ----
+    "tempo": Component(
+        name="tempo",
+        default_version="3.0.3",
+        version_file="roles/tempo/defaults/main.yml",
+        version_key="tempo_version",
+        goversion="go1.26.5",
+        # goreleaser: one tar.gz per platform, binaries at the archive root, one SHA256SUMS per release
+        sums=SumsFile("https://github.com/grafana/tempo/releases/download/v{version}/SHA256SUMS"),
+        artifacts=(
+            Artifact(
+                url="https://github.com/grafana/tempo/releases/download/v{version}/tempo_{version}_linux_{arch}.tar.gz",
+                kind="tar.gz",
+                members=(("tempo", StandinZipapp("o11y_standins.tempo:main")),),
+            ),
+        ),
+    ),
     # ---- pyroscope (entry below this line) ----
+    # goreleaser: pyroscope_<ver>_linux_<arch>.tar.gz (binary at the archive root) + one checksums.txt
+    "pyroscope": Component(
+        name="pyroscope",
+        default_version="2.2.1",
+        version_file="roles/pyroscope/defaults/main.yml",
+        version_key="pyroscope_version",
+        goversion="go1.25.12",
+        sums=SumsFile("https://github.com/grafana/pyroscope/releases/download/v{version}/checksums.txt"),
+        artifacts=(
+            Artifact(
+                url="https://github.com/grafana/pyroscope/releases/download/v{version}/"
+                    "pyroscope_{version}_linux_{arch}.tar.gz",
+                kind="tar.gz",
+                members=(("pyroscope", StandinZipapp("o11y_standins.pyroscope:main")),
+                         ("LICENSE", Text("GNU AFFERO GENERAL PUBLIC LICENSE, Version 3 (test stand-in archive)\n")),
+                         ("README.md", Text("Grafana Pyroscope {version} (o11y.stack test stand-in)\n"))),
+            ),
+        ),
+    ),
     # Shapes for what comes next (one entry each), e.g.:
     #   "loki": Component("loki", "3.5.0", version_file="roles/loki/defaults/main.yml",
     #       version_key="loki_version", sums=SumsFile(LOKI + "SHA256SUMS"),
@@ -421,8 +490,8 @@ def build_component(comp: Component, versions: Sequence[str], writer: Writer, ca
                 digest = sha256_hex(data)
                 if art.checksum is not None:
                     name = ctx.fmt(art.checksum.name) if art.checksum.name else url.rsplit("/", 1)[-1]
-                    writer.put(url_to_path(writer.out, url + art.checksum.suffix),
-                               ("%s  %s\n" % (digest, name)).encode(), 0o644)
+                    line = digest if art.checksum.bare else "%s  %s" % (digest, name)
+                    writer.put(url_to_path(writer.out, url + art.checksum.suffix), (line + "\n").encode(), 0o644)
                 if comp.sums is not None and art.in_sums:
                     sums_url = format_template(comp.sums.url, version, arch)
                     sums.setdefault(sums_url, []).append((url.rsplit("/", 1)[-1], digest))
