@@ -1473,6 +1473,71 @@ class HTTPService:
             self._thread = None
 
 
+class PortListener:
+    """A bound TCP (and optionally UDP) port that accepts and closes connections.
+
+    For the ports whose protocol the tests do not speak (gRPC, memberlist gossip,
+    Raft): the role and the tests only need them bound, and a bind error reads like Go's.
+    """
+
+    def __init__(self, name: str, host: str, port: int, udp: bool = False):
+        self.name = name
+        host = host.strip("[]")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        if host in ("", "::"):
+            family, host = socket.AF_INET6, "::"
+        self._sockets = []
+        try:
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM) if udp else (socket.SOCK_STREAM,):
+                sock = socket.socket(family, kind)
+                self._sockets.append(sock)
+                if kind == socket.SOCK_STREAM:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6 and host == "::":
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                try:
+                    sock.bind((host, port))
+                except OSError as exc:
+                    proto = "tcp" if kind == socket.SOCK_STREAM else "udp"
+                    raise OSError("listen %s %s:%d: bind: %s"
+                                  % (proto, host, port, (exc.strerror or str(exc)).lower())) from None
+        except OSError:
+            for sock in self._sockets:
+                sock.close()
+            raise
+        self._sockets[0].listen(64)
+        self._sockets[0].settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="listen-" + name, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _addr = self._sockets[0].accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for sock in self._sockets:
+            sock.close()
+        self._thread.join(timeout=2)
+
+
+def probe_tcp(address: str, timeout: float = 0.5, default_port: Optional[int] = None) -> bool:
+    """True when something accepts a TCP connection at a Go-style host:port."""
+    try:
+        host, port = parse_listen_address(address, default_port=default_port)
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", port), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 class Router:
     """Tiny WSGI router: exact paths (or prefixes) to handlers, else *fallback*.
 

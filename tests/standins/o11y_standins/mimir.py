@@ -37,7 +37,6 @@ import hashlib
 import os
 import socket
 import sys
-import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -480,63 +479,6 @@ def validate(cfg: Dict[str, Any], targets: List[str]) -> Optional[str]:
 # serving
 # ---------------------------------------------------------------------------
 
-class TCPListener:
-    """A bound TCP (and optionally UDP) port that accepts and closes connections."""
-
-    def __init__(self, name: str, host: str, port: int, udp: bool = False):
-        self.name = name
-        host = host.strip("[]")
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        if host in ("", "::"):
-            family, host = socket.AF_INET6, "::"
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6 and host == "::":
-            self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        try:
-            self.sock.bind((host, port))
-        except OSError as exc:
-            self.sock.close()
-            raise OSError("listen tcp %s:%d: bind: %s" % (host, port, (exc.strerror or str(exc)).lower())) from None
-        self.sock.listen(64)
-        self.udp = None
-        if udp:
-            self.udp = socket.socket(family, socket.SOCK_DGRAM)
-            if family == socket.AF_INET6 and host == "::":
-                self.udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            self.udp.bind((host, port))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="tcp-" + name, daemon=True)
-        self._thread.start()
-
-    def _loop(self):
-        self.sock.settimeout(0.2)
-        while not self._stop.is_set():
-            try:
-                conn, _addr = self.sock.accept()
-                conn.close()
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-
-    def stop(self):
-        self._stop.set()
-        self.sock.close()
-        if self.udp is not None:
-            self.udp.close()
-        self._thread.join(timeout=2)
-
-
-def _probe_tcp(address: str, timeout: float = 0.5) -> bool:
-    try:
-        host, port = fw.parse_listen_address(address)
-        with socket.create_connection((host.strip("[]"), port), timeout=timeout):
-            return True
-    except (OSError, ValueError):
-        return False
-
-
 class MimirServer:
     def __init__(self, cfg: Dict[str, Any], targets: List[str], config_text: str, logger: fw.Logger):
         self.cfg = cfg
@@ -574,7 +516,7 @@ class MimirServer:
         rows = [("%s:%d" % (socket.gethostname(), self.mport), "alive (this node)")]
         for m in self.members:
             addr = m if ":" in m.rsplit("]", 1)[-1] else "%s:%d" % (m, self.mport)
-            rows.append((addr, "alive" if _probe_tcp(addr) else "unreachable"))
+            rows.append((addr, "alive" if fw.probe_tcp(addr) else "unreachable"))
         return rows
 
     def memberlist_page(self, req):
@@ -725,16 +667,16 @@ def run(argv: List[str]) -> int:
         return int(exc.code or 1)
 
     server = MimirServer(cfg, targets, text, log)
-    listeners: List[TCPListener] = []
+    listeners: List[fw.PortListener] = []
     services: List[fw.HTTPService] = []
     try:
         http_addr = "%s:%d" % (fw.get_path(cfg, "server.http_listen_address", ""),
                                int(fw.get_path(cfg, "server.http_listen_port", 8080)))
         services.append(fw.HTTPService("http", http_addr, server.app(), logger=log).start())
-        listeners.append(TCPListener("grpc", fw.get_path(cfg, "server.grpc_listen_address", ""),
+        listeners.append(fw.PortListener("grpc", fw.get_path(cfg, "server.grpc_listen_address", ""),
                                      int(fw.get_path(cfg, "server.grpc_listen_port", 9095))))
         bind = (fw.get_path(cfg, "memberlist.bind_addr", []) or [""])[0]
-        listeners.append(TCPListener("memberlist", bind, server.mport, udp=True))
+        listeners.append(fw.PortListener("memberlist", bind, server.mport, udp=True))
     except OSError as exc:
         for s in services:
             s.stop()
@@ -746,7 +688,7 @@ def run(argv: List[str]) -> int:
              grpc="%s:%s" % (fw.get_path(cfg, "server.grpc_listen_address", ""),
                              fw.get_path(cfg, "server.grpc_listen_port", 9095)))
     for m in server.members:
-        log.info("joining memberlist cluster", member=m, reachable=_probe_tcp(
+        log.info("joining memberlist cluster", member=m, reachable=fw.probe_tcp(
             m if ":" in m.rsplit("]", 1)[-1] else "%s:%d" % (m, server.mport)))
     log.info("Application started")
     return fw.run_until_signal(services, logger=log, on_shutdown=lambda: [lst.stop() for lst in listeners])

@@ -27,7 +27,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-import threading
 import time
 from typing import Any, Dict, List, Optional
 
@@ -353,59 +352,6 @@ def validate(cfg: Dict[str, Any]) -> None:
 # runtime
 # ---------------------------------------------------------------------------
 
-class TCPListener:
-    """Accepts and closes connections on host:port (gRPC, memberlist, Raft stand-ins)."""
-
-    def __init__(self, name: str, host: str, port: int):
-        self.name = name
-        host = host.strip("[]")
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        if host in ("", "::"):
-            family, host = socket.AF_INET6, "::"
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6 and host == "::":
-            self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        try:
-            self.sock.bind((host, port))
-        except OSError as exc:
-            self.sock.close()
-            raise OSError("%s: listen tcp %s:%d: bind: %s" % (name, host, port, (exc.strerror or str(exc)).lower()))
-        self.sock.listen(64)
-        self.sock.settimeout(0.5)
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="tcp-" + name, daemon=True)
-        self.thread.start()
-
-    @property
-    def port(self) -> int:
-        return self.sock.getsockname()[1]
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            conn.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.sock.close()
-        self.thread.join(timeout=2)
-
-
-def _probe(hostport: str, timeout: float = 1.0) -> bool:
-    try:
-        host, port = fw.parse_listen_address(hostport, default_port=7946)
-        with socket.create_connection((host.strip("[]") or "127.0.0.1", port), timeout=timeout):
-            return True
-    except (OSError, ValueError):
-        return False
-
-
 def _masked(cfg: Dict[str, Any]) -> Dict[str, Any]:
     import copy
     out = copy.deepcopy(cfg)
@@ -447,7 +393,7 @@ def serve(cfg: Dict[str, Any], log: fw.Logger) -> int:
     def memberlist_page(_req):
         lines = ["Memberlist status", "", "Members:", "  %s:%d  alive  (this node)" % (advertise, ml_port)]
         for member in joins:
-            state = "alive" if _probe(member) else "unreachable"
+            state = "alive" if fw.probe_tcp(member, timeout=1.0, default_port=7946) else "unreachable"
             lines.append("  %s  %s" % (member, state))
         return 200, "\n".join(lines) + "\n"
 
@@ -462,19 +408,19 @@ def serve(cfg: Dict[str, Any], log: fw.Logger) -> int:
     router.add("/", lambda _r: (200, "Grafana Pyroscope (o11y.stack test stand-in)\n"))
 
     services: List[Any] = []
-    listeners: List[TCPListener] = []
+    listeners: List[fw.PortListener] = []
     try:
         http = fw.HTTPService("http", "%s:%d" % (fw.get_path(cfg, "server.http_listen_address", ""),
                                                  int(fw.get_path(cfg, "server.http_listen_port", 4040))),
                               router, logger=log).start()
         services.append(http)
-        listeners.append(TCPListener("grpc", fw.get_path(cfg, "server.grpc_listen_address", "") or "",
+        listeners.append(fw.PortListener("grpc", fw.get_path(cfg, "server.grpc_listen_address", "") or "",
                                      int(fw.get_path(cfg, "server.grpc_listen_port", 9095))))
         for addr in (fw.get_path(cfg, "memberlist.bind_addr", []) or [""]):
-            listeners.append(TCPListener("memberlist", addr, ml_port))
+            listeners.append(fw.PortListener("memberlist", addr, ml_port))
         if cfg.get("architecture_storage") != "v1":
             rhost, rport = fw.parse_listen_address(fw.get_path(cfg, "metastore.raft.bind_address", "localhost:9099"))
-            listeners.append(TCPListener("raft", rhost, rport))
+            listeners.append(fw.PortListener("raft", rhost, rport))
     except OSError as exc:
         for svc in services:
             svc.stop()

@@ -46,7 +46,6 @@ import json
 import os
 import socket
 import sys
-import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -448,73 +447,10 @@ def config_warnings(cfg: Dict[str, Any]) -> List[str]:
 # running
 # ---------------------------------------------------------------------------
 
-class TCPListener:
-    """A bound TCP (and optionally UDP) port that accepts and closes connections
-    (gRPC and memberlist ports: the role and the tests only need them bound)."""
-
-    def __init__(self, name: str, host: str, port: int, udp: bool = False):
-        self.name = name
-        self.host = host
-        self.port = port
-        self._socks: List[socket.socket] = []
-        self._stop = threading.Event()
-        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-        bind_host = host or "0.0.0.0"
-        tcp = socket.socket(fam, socket.SOCK_STREAM)
-        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            tcp.bind((bind_host, port))
-        except OSError as exc:
-            tcp.close()
-            raise OSError("listen tcp %s:%d: bind: %s" % (host, port, (exc.strerror or str(exc)).lower())) from None
-        tcp.listen(64)
-        tcp.settimeout(0.2)
-        self._socks.append(tcp)
-        if udp:
-            u = socket.socket(fam, socket.SOCK_DGRAM)
-            try:
-                u.bind((bind_host, port))
-            except OSError as exc:
-                u.close()
-                tcp.close()
-                raise OSError("listen udp %s:%d: bind: %s" % (host, port, (exc.strerror or str(exc)).lower())) \
-                    from None
-            self._socks.append(u)
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="tcp-" + name)
-
-    def start(self) -> "TCPListener":
-        self._thread.start()
-        return self
-
-    def _loop(self) -> None:
-        tcp = self._socks[0]
-        while not self._stop.is_set():
-            try:
-                conn, _addr = tcp.accept()
-            except (socket.timeout, OSError):
-                continue
-            conn.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        for s in self._socks:
-            s.close()
-
-
 def _endpoint(value: Any, default: str) -> str:
     if isinstance(value, dict) and value.get("endpoint"):
         return value["endpoint"]
     return default
-
-
-def _probe(member: str, timeout: float = 0.5) -> bool:
-    try:
-        host, port = fw.parse_listen_address(member)
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except (OSError, ValueError):
-        return False
 
 
 class Tempo:
@@ -547,7 +483,7 @@ class Tempo:
                 continue
             if port == own and fw.is_local_host(host):
                 continue
-            if _probe("%s:%d" % (host, port)):
+            if fw.probe_tcp("%s:%d" % (host, port)):
                 out.append("%s:%d" % (host, port))
         return out
 
@@ -591,14 +527,14 @@ class Tempo:
         ml_port = int(G(cfg, "memberlist.bind_port", 7946))
         ml_addrs = G(cfg, "memberlist.bind_addr", []) or [""]
         self.services.append(fw.HTTPService("http", http_addr, self.api(), logger=self.log).start())
-        self.services.append(TCPListener("grpc", grpc_host, grpc_port).start())
+        self.services.append(fw.PortListener("grpc", grpc_host, grpc_port))
         for a in ml_addrs:
-            self.services.append(TCPListener("memberlist", a, ml_port, udp=True).start())
+            self.services.append(fw.PortListener("memberlist", a, ml_port, udp=True))
         protocols = G(cfg, "distributor.receivers.otlp.protocols", None)
         if isinstance(protocols, dict):
             if "grpc" in protocols:
                 h, p = fw.parse_listen_address(_endpoint(protocols.get("grpc"), "localhost:4317"))
-                self.services.append(TCPListener("otlp-grpc", h, p).start())
+                self.services.append(fw.PortListener("otlp-grpc", h, p))
             if "http" in protocols:
                 addr = _endpoint(protocols.get("http"), "localhost:4318")
                 self.services.append(fw.HTTPService("otlp-http", addr, self.otlp_http(), logger=self.log).start())

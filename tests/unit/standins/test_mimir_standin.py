@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import sys
 from pathlib import Path
@@ -41,18 +42,8 @@ def make_bucket(server, *names):
 
 
 @pytest.fixture
-def procs():
-    started = []
-
-    def start(args, env=None):
-        p = StandinProcess(["mimir"] + list(args), env=env).start()
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        p.terminate(timeout=10)
-        p.close()
+def procs(start_standin):
+    return functools.partial(start_standin, "mimir")
 
 
 def config(tmp_path, s3_url, secret="${S3_SECRET_KEY}", **over):

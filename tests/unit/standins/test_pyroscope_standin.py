@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import sys
 from pathlib import Path
@@ -66,18 +67,8 @@ def listening(port):
 
 
 @pytest.fixture
-def procs():
-    started = []
-
-    def start(args, env=None):
-        p = StandinProcess(["pyroscope"] + list(args), env=env).start()
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        p.terminate(timeout=10)
-        p.close()
+def procs(start_standin):
+    return functools.partial(start_standin, "pyroscope")
 
 
 def run(args, env=None, timeout=30):
@@ -197,7 +188,7 @@ def test_serves_ports_ready_metrics_and_memberlist(tmp_path, s3_server, procs):
 def test_ready_is_503_while_starting(tmp_path, s3_server, procs):
     make_bucket(s3_server)
     cfg = config(s3_server)
-    p = procs(["-config.file=" + write(tmp_path, cfg), "-config.expand-env=true"],
+    procs(["-config.file=" + write(tmp_path, cfg), "-config.expand-env=true"],
               env={"S3_SECRET_KEY": TEST_SECRET_KEY, "O11Y_STANDIN_READY_DELAY": "30"})
     url = "http://127.0.0.1:%d/ready" % cfg["server"]["http_listen_port"]
     wait_until(lambda: http_get(url)[0] != 0, message="HTTP port up")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import sys
@@ -38,18 +39,8 @@ def s3():
 
 
 @pytest.fixture
-def procs():
-    started = []
-
-    def start(args, env=None):
-        p = StandinProcess(["tempo"] + list(args), env=env).start()
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        p.terminate(timeout=10)
-        p.close()
+def procs(start_standin):
+    return functools.partial(start_standin, "tempo")
 
 
 def ports(n):
