@@ -1,12 +1,14 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The Tempo stand-in run as a subprocess on 127.0.0.1 against an S3 stand-in."""
+"""The Tempo 2.10 stand-in run as a subprocess on 127.0.0.1 against an S3 stand-in."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,11 +22,13 @@ import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
 from o11y_standins.s3server import S3Server  # noqa: E402
-from o11y_standins.testing import StandinProcess, free_port, http_get  # noqa: E402
+from o11y_standins.testing import StandinProcess, free_port, http_get, wait_until  # noqa: E402
 
 AK = "tempo-access"
 SK = "tempo-secret-key-123"
 BUCKET = "tempo-traces"
+ENV = {"S3_SECRET_KEY": SK}
+JSON = {"Accept": "application/json"}
 
 
 @pytest.fixture
@@ -50,27 +54,28 @@ def ports(n):
     return list(out)
 
 
-def role_config(s3_url, http, grpc, ml, otlp_grpc, otlp_http, data, bucket=BUCKET):
-    """What roles/tempo renders (same keys and shapes)."""
-    return {
-        "target": "all",
+def role_config(s3_url, http, grpc, ml, otlp_grpc, otlp_http, data, bucket=BUCKET, peers=None):
+    """What roles/tempo renders (same keys and shapes): target all on one host, scalable-single-binary
+    with replication factor 3 when *peers* (memberlist ports of a three-node ring) is given."""
+    clustered = bool(peers)
+    ring = {"kvstore": {"store": "memberlist"}, "instance_addr": "127.0.0.1"}
+    cfg = {
+        "target": "scalable-single-binary" if clustered else "all",
         "multitenancy_enabled": False,
         "stream_over_http_enabled": True,
         "server": {"http_listen_port": http, "grpc_listen_port": grpc, "log_level": "info"},
-        "distributor": {"receivers": {"otlp": {"protocols": {
+        "distributor": {"ring": copy.deepcopy(ring), "receivers": {"otlp": {"protocols": {
             "grpc": {"endpoint": "127.0.0.1:%d" % otlp_grpc},
             "http": {"endpoint": "127.0.0.1:%d" % otlp_http}}}}},
-        "memberlist": {"bind_port": ml, "advertise_port": ml, "bind_addr": ["127.0.0.1"],
-                       "join_members": ["127.0.0.1:%d" % ml]},
-        "live_store": {"wal": {"path": "%s/live-store/traces" % data},
-                       "shutdown_marker_dir": "%s/live-store/shutdown-marker" % data},
-        "metrics_generator": {"storage": {"path": "%s/generator/wal" % data,
+        "ingester": {"lifecycler": {"address": "127.0.0.1", "ring": {
+            "kvstore": {"store": "memberlist"}, "replication_factor": 3 if clustered else 1}}},
+        "metrics_generator": {"ring": copy.deepcopy(ring),
+                              "storage": {"path": "%s/generator/wal" % data,
                                           "remote_write": [{"url": "http://127.0.0.1:9/api/v1/push",
                                                             "send_exemplars": True}]}},
-        "backend_scheduler": {"local_work_path": "%s/backend-scheduler" % data,
-                              "provider": {"compaction": {"compaction": {"block_retention": "336h"}}}},
-        "backend_worker": {"backend_scheduler_addr": "127.0.0.1:%d" % grpc,
-                           "compaction": {"block_retention": "336h"}},
+        "compactor": {"ring": copy.deepcopy(ring), "compaction": {"block_retention": "336h"}},
+        "memberlist": {"bind_port": ml, "advertise_port": ml, "cluster_label": "tempo", "bind_addr": ["127.0.0.1"],
+                       "join_members": ["127.0.0.1:%d" % p for p in (peers or [ml])]},
         "storage": {"trace": {"backend": "s3", "wal": {"path": "%s/wal" % data},
                               "s3": {"bucket": bucket, "endpoint": s3_url.split("://", 1)[1], "region": "us-east-1",
                                      "access_key": AK, "secret_key": "${S3_SECRET_KEY}", "insecure": True,
@@ -78,6 +83,21 @@ def role_config(s3_url, http, grpc, ml, otlp_grpc, otlp_http, data, bucket=BUCKE
         "overrides": {"defaults": {"metrics_generator": {"processors": ["service-graphs", "span-metrics"]}}},
         "usage_report": {"reporting_enabled": False},
     }
+    if clustered:
+        cfg["querier"] = {"frontend_worker": {"frontend_address": "127.0.0.1:%d" % grpc}}
+    return cfg
+
+
+def fast(cfg, name=None):
+    """Skip the upstream readiness waits (compactor ring stability 1m, ingester 15s) in tests; three
+    instances on one machine also need their own ring ids (upstream's default is the host name)."""
+    cfg["compactor"]["ring"]["wait_stability_min_duration"] = "0s"
+    cfg["ingester"]["lifecycler"]["min_ready_duration"] = "0s"
+    if name:
+        cfg["ingester"]["lifecycler"]["id"] = name
+        cfg["metrics_generator"]["ring"]["instance_id"] = name
+        cfg["compactor"]["ring"]["instance_id"] = name
+    return cfg
 
 
 def write(tmp_path, cfg, name="config.yml"):
@@ -95,6 +115,12 @@ def run(args, env=None):
         p.close()
 
 
+def get_json(url):
+    status, _h, body = http_get(url, headers=JSON)
+    assert status == 200, (url, status, body)
+    return json.loads(body)
+
+
 # ---------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------
@@ -103,7 +129,7 @@ def run(args, env=None):
 def test_version(flag):
     rc, out, _err = run([flag])
     assert rc == 0
-    assert out.splitlines()[0].startswith("tempo, version 3.0.3 (branch: HEAD, revision: ")
+    assert out.splitlines()[0].startswith("tempo, version 2.10.8 (branch: HEAD, revision: ")
     assert "go version:       go1.26.5" in out
 
 
@@ -111,13 +137,19 @@ def test_unknown_flag_exits_2_like_go():
     rc, _out, err = run(["-no-such-flag"])
     assert rc == 2
     assert err.startswith("flag provided but not defined: -no-such-flag\nUsage of ")
-    assert "-config.expand-env" in err and "-server.http-listen-port int" in err
+    assert "-config.verify" in err and "-server.http-listen-port int" in err
+
+
+@pytest.mark.parametrize("flag", ["-health", "-span-profiling"])
+def test_3x_only_flags_are_unknown(flag):
+    rc, _out, err = run([flag])
+    assert rc == 2 and ("flag provided but not defined: %s" % flag) in err
 
 
 @pytest.mark.parametrize("flag", ["-h", "-help", "--help"])
 def test_help_exits_0(flag):
     rc, _out, err = run([flag])
-    assert rc == 0 and "-target string" in err
+    assert rc == 0 and "-target string" in err and "-mem-ballast-size-mbs int" in err
 
 
 def test_bad_flag_value():
@@ -134,25 +166,35 @@ def test_missing_config_file_exits_1(tmp_path):
 # strict configuration
 # ---------------------------------------------------------------------------
 
-def test_role_config_verifies(tmp_path, s3):
-    cfg = role_config(s3.url, *ports(5), data=tmp_path)
+@pytest.mark.parametrize("clustered", [False, True], ids=["all", "scalable-single-binary"])
+def test_role_config_verifies(tmp_path, s3, clustered):
+    http, grpc, ml, og, oh = ports(5)
+    cfg = role_config(s3.url, http, grpc, ml, og, oh, data=tmp_path, peers=[ml, ml + 1, ml + 2] if clustered else None)
     rc, _out, err = run(["-config.file=%s" % write(tmp_path, cfg), "-config.expand-env=true", "-config.verify"])
     assert rc == 0, err
 
 
 @pytest.mark.parametrize("mutate, needle", [
-    (lambda c: c.update(compactor={"compaction": {"block_retention": "1h"}}),
-     "field compactor not found in type app.Config"),
+    # 3.x-only keys 2.10 does not know
+    (lambda c: c.update(memory={"automemlimit_enabled": True}), "field memory not found in type app.Config"),
+    (lambda c: c.update(span_profiling=True), "field span_profiling not found in type app.Config"),
+    (lambda c: c["metrics_generator"].update(ring_mode="partition"),
+     "field ring_mode not found in type generator.Config"),
+    (lambda c: c.update(live_store={"readiness_target_lag": "1s"}),
+     "field readiness_target_lag not found in type livestore.Config"),
+    (lambda c: c.update(backend_scheduler={"provider": {"redaction": {}}}),
+     "field redaction not found in type provider.Config"),
+    (lambda c: c["metrics_generator"].update(processor={"span_metrics": {"enable_tracestate_span_multiplier": True}}),
+     "field enable_tracestate_span_multiplier not found in type spanmetrics.Config"),
+    # misplaced or mistyped
+    (lambda c: c["compactor"].update(block_retention="1h"), "field block_retention not found in type compactor.Config"),
     (lambda c: c["storage"]["trace"]["s3"].update(secret_access_key="x"),
      "field secret_access_key not found in type s3.Config"),
     (lambda c: c["server"].update(http_port=3200), "field http_port not found in type server.Config"),
-    # misplaced: block_retention belongs under compaction
-    (lambda c: c["backend_worker"].update(block_retention="1h"),
-     "field block_retention not found in type backendworker.Config"),
+    (lambda c: c["ingester"]["lifecycler"]["ring"].update(replication_factor="three"),
+     "cannot unmarshal !!str `three` into int"),
     (lambda c: c["memberlist"].update(join_members="a:1 b:2"), "cannot unmarshal !!str `a:1 b:2` into []string"),
-    (lambda c: c["overrides"]["defaults"]["metrics_generator"].update(processors=["span-metric"]),
-     'invalid value "span-metric"'),
-    (lambda c: c["backend_worker"]["compaction"].update(block_retention="14d"), 'unknown unit "d"'),
+    (lambda c: c["compactor"]["compaction"].update(block_retention="14d"), 'unknown unit "d"'),
 ])
 def test_strict_config_errors(tmp_path, s3, mutate, needle):
     cfg = role_config(s3.url, *ports(5), data=tmp_path)
@@ -163,11 +205,34 @@ def test_strict_config_errors(tmp_path, s3, mutate, needle):
     assert needle in err
 
 
+def test_2_10_blocks_that_3x_dropped_or_changed_parse(tmp_path, s3):
+    cfg = role_config(s3.url, *ports(5), data=tmp_path)
+    cfg["ingester_client"] = {"remote_timeout": "5s"}
+    cfg["ingester"].update(max_block_duration="5m", flush_all_on_shutdown=True)
+    cfg["compactor"]["compaction"]["compaction_window"] = "1h"
+    cfg["distributor"]["extend_writes"] = True
+    cfg["overrides"]["defaults"]["compaction"] = {"block_retention": "14d"}  # model.Duration here
+    rc, _out, err = run(["-config.file=%s" % write(tmp_path, cfg), "-config.verify"])
+    assert rc == 0, err
+
+
+def test_legacy_overrides_parse_but_warn(tmp_path, s3):
+    cfg = role_config(s3.url, *ports(5), data=tmp_path)
+    cfg["overrides"] = {"max_bytes_per_trace": 5000000, "metrics_generator_processors": ["span-metrics"]}
+    rc, _out, err = run(["-config.file=%s" % write(tmp_path, cfg), "-config.verify"])
+    assert rc == 1 and "Inline, unscoped overrides are deprecated" in err
+    cfg["overrides"] = {"defaults": {"metrics_generator": {"no_such_key": 1}}}
+    rc, _out, err = run(["-config.file=%s" % write(tmp_path, cfg), "-config.verify"])
+    assert rc == 1 and "failed to unmarshal config:" in err and "also failed in legacy format:" in err
+    assert "field no_such_key not found in type overrides.MetricsGeneratorOverrides" in err
+
+
 def test_verify_reports_configuration_warnings(tmp_path, s3):
     cfg = role_config(s3.url, *ports(5), data=tmp_path)
-    cfg["backend_worker"]["compaction"]["block_retention"] = "1m"
+    cfg["compactor"]["compaction"]["block_retention"] = "1m"
     rc, _out, err = run(["-config.file=%s" % write(tmp_path, cfg), "-config.verify"])
     assert rc == 1 and "CONFIGURATION WARNINGS" in err
+    assert "compactor.compaction.compacted_block_timeout < storage.trace.blocklist_poll" in err
 
 
 def test_env_expansion_only_with_flag(tmp_path, s3):
@@ -182,13 +247,13 @@ def test_env_expansion_only_with_flag(tmp_path, s3):
 
 
 # ---------------------------------------------------------------------------
-# running
+# running one instance (target all)
 # ---------------------------------------------------------------------------
 
-def test_serves_ports_ready_metrics_and_memberlist(tmp_path, s3, procs):
+def test_serves_ports_ready_metrics_rings_and_memberlist(tmp_path, s3, procs):
     http, grpc, ml, og, oh = ports(5)
-    cfg = role_config(s3.url, http, grpc, ml, og, oh, data=tmp_path)
-    p = procs(["-config.file=%s" % write(tmp_path, cfg), "-config.expand-env=true"], env={"S3_SECRET_KEY": SK})
+    cfg = fast(role_config(s3.url, http, grpc, ml, og, oh, data=tmp_path))
+    p = procs(["-config.file=%s" % write(tmp_path, cfg), "-config.expand-env=true"], env=ENV)
     p.wait_http("http://127.0.0.1:%d/ready" % http)
     status, _h, body = http_get("http://127.0.0.1:%d/ready" % http)
     assert status == 200 and body.strip() == b"ready"
@@ -196,43 +261,176 @@ def test_serves_ports_ready_metrics_and_memberlist(tmp_path, s3, procs):
         with socket.create_connection(("127.0.0.1", port), timeout=2):
             pass
     status, headers, body = http_get("http://127.0.0.1:%d/metrics" % http)
+    text = body.decode()
     assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
-    assert 'tempo_build_info{' in body.decode() and 'version="3.0.3"' in body.decode()
-    status, _h, body = http_get("http://127.0.0.1:%d/memberlist" % http, headers={"Accept": "application/json"})
-    assert status == 200 and len(json.loads(body)["members"]) == 1
-    status, _h, body = http_get("http://127.0.0.1:%d/api/status/buildinfo" % http)
-    assert status == 200 and json.loads(body)["version"] == "3.0.3"
+    assert 'tempo_build_info{' in text and 'version="2.10.8"' in text
+    assert 'tempo_ring_members{name="ingester",state="ACTIVE"} 1' in text
+    # target all: the ingester ring is forced in-memory on the loopback
+    shards = get_json("http://127.0.0.1:%d/ingester/ring" % http)["shards"]
+    assert [(s["address"], s["state"]) for s in shards] == [("127.0.0.1:%d" % grpc, "ACTIVE")]
+    # the compactor ring is on memberlist, so memberlist runs (with itself as the only member)
+    assert len(get_json("http://127.0.0.1:%d/compactor/ring" % http)["shards"]) == 1
+    assert len(get_json("http://127.0.0.1:%d/memberlist" % http)["SortedMembers"]) == 1
+    assert get_json("http://127.0.0.1:%d/api/status/buildinfo" % http)["version"] == "2.10.8"
+    status, _h, _b = http_get("http://127.0.0.1:%d/v1/traces" % oh, method="POST")
+    assert status == 200
     assert p.terminate() == 0
+
+
+def test_memberlist_is_started_only_when_a_ring_uses_it(tmp_path, s3, procs):
+    http, grpc, ml, og, oh = ports(5)
+    cfg = fast(role_config(s3.url, http, grpc, ml, og, oh, data=tmp_path))
+    cfg["compactor"]["ring"]["kvstore"]["store"] = ""  # upstream's default: an unsharded compactor
+    p = procs(["-config.file=%s" % write(tmp_path, cfg), "-config.expand-env=true"], env=ENV)
+    p.wait_http("http://127.0.0.1:%d/ready" % http)
+    status, _h, body = http_get("http://127.0.0.1:%d/memberlist" % http)
+    assert status == 200 and body == b"This instance doesn't use memberlist."
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", ml), timeout=1).close()
+
+
+def test_readiness_waits_for_ingester_and_compactor_ring(tmp_path, s3, procs):
+    http, grpc, ml, og, oh = ports(5)
+    cfg = role_config(s3.url, http, grpc, ml, og, oh, data=tmp_path)
+    cfg["compactor"]["ring"]["wait_stability_min_duration"] = "3s"
+    cfg["ingester"]["lifecycler"]["min_ready_duration"] = "5s"
+    p = procs(["-config.file=%s" % write(tmp_path, cfg), "-config.expand-env=true"], env=ENV)
+    started = time.monotonic()
+    p.wait_http("http://127.0.0.1:%d/ready" % http, status=503)
+    status, _h, body = http_get("http://127.0.0.1:%d/ready" % http)
+    assert status == 503 and body.startswith(b"Some services are not Running:")
+    wait_until(lambda: http_get("http://127.0.0.1:%d/ready" % http)[2].startswith(b"Ingester not ready"),
+               timeout=10, message="compactor running, ingester still waiting")
+    _s, _h, body = http_get("http://127.0.0.1:%d/ready" % http)
+    assert b"waiting for 5s after being ready" in body
+    p.wait_http("http://127.0.0.1:%d/ready" % http, timeout=15)
+    assert time.monotonic() - started >= 4.5
 
 
 def test_flags_override_the_file(tmp_path, s3, procs):
     http, grpc, ml, og, oh = ports(5)
     other = free_port()
-    cfg = role_config(s3.url, http, grpc, ml, og, oh, data=tmp_path)
+    cfg = fast(role_config(s3.url, http, grpc, ml, og, oh, data=tmp_path))
     p = procs(["-config.file=%s" % write(tmp_path, cfg), "-config.expand-env=true",
-               "-server.http-listen-port=%d" % other], env={"S3_SECRET_KEY": SK})
+               "-server.http-listen-port=%d" % other], env=ENV)
     p.wait_http("http://127.0.0.1:%d/ready" % other)
+
+
+# ---------------------------------------------------------------------------
+# a three-instance ring (target scalable-single-binary, replication factor 3)
+# ---------------------------------------------------------------------------
+
+def test_three_instances_form_one_ring(tmp_path, s3, procs):
+    nodes = [ports(5) for _ in range(3)]
+    peers = [n[2] for n in nodes]
+    for index, (http, grpc, ml, og, oh) in enumerate(nodes):
+        data = tmp_path / ("node%d" % index)
+        data.mkdir()
+        cfg = fast(role_config(s3.url, http, grpc, ml, og, oh, data=data, peers=peers), name="node%d" % index)
+        procs(["-config.file=%s" % write(data, cfg), "-config.expand-env=true"], env=ENV)
+    for http, grpc, *_rest in nodes:
+        url = "http://127.0.0.1:%d" % http
+        wait_until(lambda u=url: http_get(u + "/ready")[0] == 200, timeout=30, message=url + "/ready")
+        wait_until(lambda u=url: len(get_json(u + "/memberlist")["SortedMembers"]) == 3, timeout=20,
+                   message=url + " sees three memberlist members")
+        for ring in ("ingester", "metrics-generator", "compactor"):
+            shards = get_json("%s/%s/ring" % (url, ring))["shards"]
+            assert sorted(s["id"] for s in shards) == ["node0", "node1", "node2"], (ring, shards)
+            assert {s["state"] for s in shards} == {"ACTIVE"}
+        addresses = sorted(s["address"] for s in get_json(url + "/ingester/ring")["shards"])
+        assert addresses == sorted("127.0.0.1:%d" % n[1] for n in nodes)
+        _s, _h, body = http_get(url + "/metrics")
+        assert 'tempo_memberlist_client_cluster_members_count 3' in body.decode()
+
+
+def test_ring_changes_after_startup_keep_an_instance_ready(tmp_path, s3, procs):
+    (h1, g1, m1, o1, p1), (h2, g2, m2, o2, p2) = ports(5), ports(5)
+    started = []
+    for index, (http, grpc, ml, og, oh) in enumerate([(h1, g1, m1, o1, p1), (h2, g2, m2, o2, p2)]):
+        data = tmp_path / ("node%d" % index)
+        data.mkdir()
+        cfg = fast(role_config(s3.url, http, grpc, ml, og, oh, data=data, peers=[m1, m2]), name="node%d" % index)
+        cfg["compactor"]["ring"]["wait_stability_min_duration"] = "2s"
+        started.append(procs(["-config.file=%s" % write(data, cfg), "-config.expand-env=true"], env=ENV))
+    url = "http://127.0.0.1:%d" % h1
+    started[0].wait_http(url + "/ready", timeout=30)
+    wait_until(lambda: len(get_json(url + "/compactor/ring")["shards"]) == 2, timeout=20, message="two compactors")
+    assert started[1].terminate() == 0
+    wait_until(lambda: len(get_json(url + "/compactor/ring")["shards"]) == 1, timeout=20, message="one compactor")
+    # the stability wait belongs to the compactor's start only
+    assert http_get(url + "/ready")[0] == 200
+
+
+def test_other_cluster_label_is_not_a_member(tmp_path, s3, procs):
+    (h1, g1, m1, o1, p1), (h2, g2, m2, o2, p2) = ports(5), ports(5)
+    for index, (http, grpc, ml, og, oh, label) in enumerate([(h1, g1, m1, o1, p1, "tempo"),
+                                                              (h2, g2, m2, o2, p2, "other")]):
+        data = tmp_path / ("node%d" % index)
+        data.mkdir()
+        cfg = fast(role_config(s3.url, http, grpc, ml, og, oh, data=data, peers=[m1, m2]), name="node%d" % index)
+        cfg["memberlist"]["cluster_label"] = label
+        procs(["-config.file=%s" % write(data, cfg), "-config.expand-env=true"], env=ENV)
+    url = "http://127.0.0.1:%d" % h1
+    wait_until(lambda: http_get(url + "/ready")[0] == 200, timeout=30, message="node0 ready")
+    time.sleep(2.5)
+    assert len(get_json(url + "/memberlist")["SortedMembers"]) == 1
+
+
+def test_scalable_mode_needs_the_frontend_address(tmp_path, s3):
+    http, grpc, ml, og, oh = ports(5)
+    cfg = role_config(s3.url, http, grpc, ml, og, oh, data=tmp_path, peers=[ml])
+    del cfg["querier"]
+    rc, _out, err = run(["-config.file=%s" % write(tmp_path, cfg), "-config.expand-env=true"], env=ENV)
+    assert rc == 1 and "error initialising module: querier: frontend worker address not specified" in err
+
+
+# ---------------------------------------------------------------------------
+# refusing to start
+# ---------------------------------------------------------------------------
+
+def test_unknown_target_fails(tmp_path, s3):
+    cfg = role_config(s3.url, *ports(5), data=tmp_path)
+    cfg["target"] = "live-stores"
+    rc, _out, err = run(["-config.file=%s" % write(tmp_path, cfg), "-config.expand-env=true"], env=ENV)
+    assert rc == 1 and "failed to init module services: unrecognised module name: live-stores" in err
 
 
 def test_missing_bucket_refuses_to_start(tmp_path, s3):
     cfg = role_config(s3.url, *ports(5), data=tmp_path, bucket="no-such-bucket")
-    rc, _out, err = run(["-config.file=%s" % write(tmp_path, cfg), "-config.expand-env=true"],
-                        env={"S3_SECRET_KEY": SK})
-    assert rc == 1 and "no-such-bucket" in err
+    rc, _out, err = run(["-config.file=%s" % write(tmp_path, cfg), "-config.expand-env=true"], env=ENV)
+    assert rc == 1 and "unexpected error from ListObjects on no-such-bucket" in err
 
 
 def test_wrong_secret_refuses_to_start(tmp_path, s3):
     cfg = role_config(s3.url, *ports(5), data=tmp_path)
     # without -config.expand-env the secret is the literal ${S3_SECRET_KEY}
-    rc, _out, err = run(["-config.file=%s" % write(tmp_path, cfg)], env={"S3_SECRET_KEY": SK})
+    rc, _out, err = run(["-config.file=%s" % write(tmp_path, cfg)], env=ENV)
     assert rc == 1 and BUCKET in err
+
+
+def test_ring_without_instance_address_needs_its_interface(tmp_path, s3):
+    cfg = role_config(s3.url, *ports(5), data=tmp_path)
+    del cfg["compactor"]["ring"]["instance_addr"]
+    cfg["compactor"]["ring"]["instance_interface_names"] = ["nosuchif0"]
+    rc, _out, err = run(["-config.file=%s" % write(tmp_path, cfg), "-config.expand-env=true"], env=ENV)
+    assert rc == 1 and "no useable address found for interfaces [nosuchif0]" in err
+
+
+def test_invalid_receiver_key_fails_the_distributor_not_verify(tmp_path, s3):
+    cfg = role_config(s3.url, *ports(5), data=tmp_path)
+    cfg["distributor"]["receivers"]["otlp"]["protocols"]["grpc"]["listen"] = "0.0.0.0:4317"
+    path = write(tmp_path, cfg)
+    rc, _out, err = run(["-config.file=" + path, "-config.expand-env=true", "-config.verify"], env=ENV)
+    assert rc == 0, err
+    rc, _out, err = run(["-config.file=" + path, "-config.expand-env=true"], env=ENV)
+    assert rc == 1 and "error initialising module: distributor" in err
+    assert "'protocols.grpc' has invalid keys: listen" in err
 
 
 def test_advertise_addr_must_be_an_ip(tmp_path, s3):
     cfg = role_config(s3.url, *ports(5), data=tmp_path)
     cfg["memberlist"]["advertise_addr"] = "tempo-node1"
-    rc, _out, err = run(["-config.file=%s" % write(tmp_path, cfg), "-config.expand-env=true"],
-                        env={"S3_SECRET_KEY": SK})
+    rc, _out, err = run(["-config.file=%s" % write(tmp_path, cfg), "-config.expand-env=true"], env=ENV)
     assert rc == 1 and "Failed to parse advertise address" in err
 
 
@@ -242,6 +440,5 @@ def test_port_in_use_fails(tmp_path, s3):
     with socket.socket() as blocker:
         blocker.bind(("0.0.0.0", grpc))
         blocker.listen(1)
-        rc, _out, err = run(["-config.file=%s" % write(tmp_path, cfg), "-config.expand-env=true"],
-                            env={"S3_SECRET_KEY": SK})
-    assert rc == 1 and "bind" in err
+        rc, _out, err = run(["-config.file=%s" % write(tmp_path, cfg), "-config.expand-env=true"], env=ENV)
+    assert rc == 1 and "error initialising module: server" in err and "bind" in err
