@@ -23,6 +23,7 @@ import socket
 import sys
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -133,7 +134,12 @@ def _run_module(main, args: dict, check_mode: bool = False, diff: bool = False) 
         module_args["_ansible_diff"] = True
     stdout = io.StringIO()
     exit_code = None
-    with patch_module_args(module_args), contextlib.redirect_stdout(stdout):
+    # Importing controller code (ansible.errors, as the filter tests do) flips this flag and
+    # sends module warnings to the controller's display; a module run never has it set.
+    from ansible.module_utils import _internal as _ansible_internal
+
+    with patch_module_args(module_args), contextlib.redirect_stdout(stdout), \
+            mock.patch.object(_ansible_internal, "is_controller", False):
         try:
             main()
         except SystemExit as exc:
@@ -152,3 +158,83 @@ def _run_module(main, args: dict, check_mode: bool = False, diff: bool = False) 
 def run_module():
     """run_module(main, args, check_mode=False, diff=False) -> result dict."""
     return _run_module
+
+
+# ---------------------------------------------------------------------------
+# Grafana (the o11y_standins.grafana stand-in, served in-process)
+# ---------------------------------------------------------------------------
+
+GRAFANA_ADMIN_USER = "admin"
+GRAFANA_ADMIN_PASSWORD = "o11y-test-grafana-admin-1"
+
+
+@pytest.fixture
+def grafana_server(tmp_path):
+    """A started Grafana stand-in on 127.0.0.1 (fresh data directory, admin/GRAFANA_ADMIN_PASSWORD).
+
+    ``grafana_server.url``; ``grafana_server.app.break_database()`` makes writes fail like a broken database.
+    """
+    from o11y_standins import grafana
+
+    home = grafana.make_homepath(str(tmp_path / "grafana-home"))
+    settings = grafana.Settings(home, overrides=[
+        "cfg:server.http_addr=127.0.0.1", "cfg:server.http_port=0",
+        "cfg:security.admin_password=" + GRAFANA_ADMIN_PASSWORD,
+        "cfg:paths.data=" + str(tmp_path / "grafana-data")], env={})
+    server = grafana.GrafanaServer(settings).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def grafana_params(grafana_server):
+    """Connection options of the Grafana modules for grafana_server (basic auth as the admin)."""
+    return {"grafana_url": grafana_server.url, "grafana_user": GRAFANA_ADMIN_USER,
+            "grafana_password": GRAFANA_ADMIN_PASSWORD, "timeout": 10}
+
+
+@pytest.fixture
+def grafana_api(grafana_server):
+    """grafana_api(method, path, body=None, token=None, org_id=None) -> (status, JSON body): a plain HTTP client
+    for grafana_server, as the admin unless *token* is given, to set up and inspect state."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    def call(method, path, body=None, token=None, org_id=None):
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        else:
+            creds = f"{GRAFANA_ADMIN_USER}:{GRAFANA_ADMIN_PASSWORD}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(creds).decode()
+        if org_id:
+            headers["X-Grafana-Org-Id"] = str(org_id)
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(grafana_server.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    return call
+
+
+@pytest.fixture
+def grafana_token(grafana_api):
+    """token(role="Admin", org_id=None) -> a service account token of that role."""
+    counter = {"n": 0}
+
+    def make(role="Admin", org_id=None):
+        counter["n"] += 1
+        status, sa = grafana_api("POST", "/api/serviceaccounts", {"name": f"test-{role}-{counter['n']}",
+                                                                   "role": role}, org_id=org_id)
+        assert status == 201, sa
+        status, tok = grafana_api("POST", f"/api/serviceaccounts/{sa['id']}/tokens", {"name": "t"}, org_id=org_id)
+        assert status == 200, tok
+        return tok["key"]
+
+    return make
