@@ -6,6 +6,7 @@ The container has no network: the controller requirements come from a wheel dire
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -95,11 +96,21 @@ def test_readme_deploy_command(machine: str, mirror_dir: Path, wheels: Path) -> 
     recap = re.search(r"localhost\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", outputs[1])
     assert recap and recap.group(1) == "0", outputs[1][-3000:]
 
-    for unit in ("minio", "mimir", "loki", "tempo", "pyroscope"):
+    for unit in ("minio", "mimir", "loki", "tempo", "pyroscope", "prometheus", "alloy"):
         assert docker("exec", machine, "systemctl", "is-active", unit, check=False).stdout.strip() == "active", unit
     live = docker("exec", machine, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
                   "http://127.0.0.1:9000/minio/health/live").stdout
     assert live == "200"
+    # Prometheus on the single node scrapes every component deployed there.
+    jobs = set()
+    for _ in range(30):
+        targets = json.loads(docker("exec", machine, "curl", "-s",
+                                    "http://127.0.0.1:9090/api/v1/targets?state=active").stdout or "{}")
+        jobs = {t["labels"]["job"] for t in targets.get("data", {}).get("activeTargets", []) if t["health"] == "up"}
+        if jobs == {"minio", "mimir", "loki", "tempo", "pyroscope", "prometheus", "alloy"}:
+            break
+        time.sleep(2)
+    assert jobs == {"minio", "mimir", "loki", "tempo", "pyroscope", "prometheus", "alloy"}, jobs
     secret = docker("exec", machine, "stat", "-c", "%a",
                     f"{CHECKOUT}/inventories/single-node/credentials/minio_root_password").stdout.strip()
     assert secret in ("600", "400"), f"generated secret has mode {secret}"

@@ -306,7 +306,7 @@ COMPONENTS: Dict[str, Component] = {
     # ---- tempo (entry below this line) ----
     "tempo": Component(
         name="tempo",
-        default_version="3.0.3",
+        default_version="2.10.8",
         version_file="roles/tempo/defaults/main.yml",
         version_key="tempo_version",
         goversion="go1.26.5",
@@ -337,6 +337,69 @@ COMPONENTS: Dict[str, Component] = {
                 members=(("pyroscope", StandinZipapp("o11y_standins.pyroscope:main")),
                          ("LICENSE", Text("GNU AFFERO GENERAL PUBLIC LICENSE, Version 3 (test stand-in archive)\n")),
                          ("README.md", Text("Grafana Pyroscope {version} (o11y.stack test stand-in)\n"))),
+            ),
+        ),
+    ),
+    # ---- prometheus (entry below this line) ----
+    # promu tarball: prometheus-<ver>.linux-<arch>/{prometheus,promtool,...} + one sha256sums.txt.
+    # The binaries are Debian's real Prometheus and promtool (TESTING.md), amd64 only.
+    "prometheus": Component(
+        name="prometheus",
+        default_version="3.13.3",
+        version_file="roles/prometheus/defaults/main.yml",
+        version_key="prometheus_version",
+        arches=("amd64",),
+        sums=SumsFile("https://github.com/prometheus/prometheus/releases/download/v{version}/sha256sums.txt"),
+        artifacts=(
+            Artifact(
+                url="https://github.com/prometheus/prometheus/releases/download/v{version}/"
+                    "prometheus-{version}.linux-{arch}.tar.gz",
+                kind="tar.gz",
+                members=(("prometheus-{version}.linux-{arch}/prometheus", DebianFile("prometheus", "usr/bin/prometheus")),
+                         ("prometheus-{version}.linux-{arch}/promtool", DebianFile("prometheus", "usr/bin/promtool")),
+                         ("prometheus-{version}.linux-{arch}/LICENSE",
+                          Text("Apache License 2.0 (Debian's prometheus package, packed for the o11y.stack tests)\n")),
+                         ("prometheus-{version}.linux-{arch}/prometheus.yml",
+                          Text("global:\n  scrape_interval: 15s\n"))),
+            ),
+        ),
+    ),
+    # ---- beyla (entry below this line) ----
+    # `make artifact` tars bin/{beyla,LICENSE,NOTICE,third_party_licenses.csv} (archive root) and the
+    # release workflow uploads it as beyla-linux-<arch>-v<ver>.tar.gz. No checksum file is published.
+    "beyla": Component(
+        name="beyla",
+        default_version="3.32.0",
+        version_file="roles/beyla/defaults/main.yml",
+        version_key="beyla_version",
+        goversion="go1.25.11",
+        artifacts=(
+            Artifact(
+                url="https://github.com/grafana/beyla/releases/download/v{version}/"
+                    "beyla-linux-{arch}-v{version}.tar.gz",
+                kind="tar.gz",
+                members=(("beyla", StandinZipapp("o11y_standins.beyla:main")),
+                         ("LICENSE", Text("Apache License, Version 2.0 (o11y.stack test stand-in archive)\n")),
+                         ("NOTICE", Text("Grafana Beyla v{version} (o11y.stack test stand-in)\n")),
+                         ("third_party_licenses.csv", Text("package,license\n"))),
+            ),
+        ),
+    ),
+    # ---- alloy (entry below this line) ----
+    # scripts/publish-release-artifacts.sh: every dist/alloy-<os>-<arch> is zipped on its own
+    # (`zip -j`, member at the archive root), then `sha256sum -- *` writes one SHA256SUMS.
+    "alloy": Component(
+        name="alloy",
+        default_version="1.18.1",
+        version_file="roles/alloy/defaults/main.yml",
+        version_key="alloy_version",
+        goversion="go1.26.5",
+        sums=SumsFile("https://github.com/grafana/alloy/releases/download/v{version}/SHA256SUMS"),
+        artifacts=(
+            Artifact(
+                url="https://github.com/grafana/alloy/releases/download/v{version}/alloy-linux-{arch}.zip",
+                kind="zip",
+                members=(("alloy-linux-{arch}", StandinZipapp("o11y_standins.alloy:main")),),
             ),
         ),
     ),

@@ -1205,6 +1205,10 @@ class Logger:
 
     fmt: ``logfmt`` (Grafana/Prometheus style ``level=info ts=... msg="..."``),
     ``json`` or ``plain`` (message only, MinIO style).
+
+    A stand-in whose program logs in another shape subclasses it and overrides
+    ``format_line`` (and ``LEVELS``, ``stream`` or ``outputs`` where they differ);
+    level filtering, the level methods and the locked writes stay here.
     """
 
     LEVELS = {"debug": 10, "info": 20, "warn": 30, "error": 40}
@@ -1237,28 +1241,40 @@ class Logger:
     def log(self, level: str, msg: str, **kv: Any) -> None:
         if self.LEVELS.get(level, 20) < self.level:
             return
+        self.write_line(self.format_line(level, msg, kv))
+
+    def format_line(self, level: str, msg: str, kv: Dict[str, Any]) -> str:
+        """One log line, without its newline."""
         if self.fmt == "json":
             rec = {"level": level.upper() if self.component == "minio" else level,
                    "time": self._ts(), "message" if self.component == "minio" else "msg": msg}
             rec.update(kv)
-            line = json.dumps(rec, default=str)
-        elif self.fmt == "plain":
+            return json.dumps(rec, default=str)
+        if self.fmt == "plain":
             line = msg
             if kv:
                 line += " " + " ".join("%s=%s" % (k, self._lf(v)) for k, v in kv.items())
-        else:
-            parts = ["level=%s" % level, "ts=%s" % self._ts()]
-            if self.caller:
-                parts.append("caller=%s" % self.caller)
-            parts.append("msg=%s" % self._lf(msg))
-            parts += ["%s=%s" % (k, self._lf(v)) for k, v in kv.items()]
-            line = " ".join(parts)
+            return line
+        parts = ["level=%s" % level, "ts=%s" % self._ts()]
+        if self.caller:
+            parts.append("caller=%s" % self.caller)
+        parts.append("msg=%s" % self._lf(msg))
+        parts += ["%s=%s" % (k, self._lf(v)) for k, v in kv.items()]
+        return " ".join(parts)
+
+    def outputs(self) -> Sequence[Any]:
+        """Where each line goes."""
+        return (self.stream,)
+
+    def write_line(self, line: str) -> None:
+        # a closed or broken output loses the line; logging never fails the caller
         with self._lock:
-            try:
-                self.stream.write(line + "\n")
-                self.stream.flush()
-            except (OSError, ValueError):
-                pass
+            for out in self.outputs():
+                try:
+                    out.write(line + "\n")
+                    out.flush()
+                except (OSError, ValueError):
+                    pass
 
     def debug(self, msg: str, **kv: Any) -> None:
         self.log("debug", msg, **kv)
@@ -1519,7 +1535,15 @@ class PortListener:
                 continue
             except OSError:
                 break
-            conn.close()
+            try:
+                self.serve(conn)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    def serve(self, conn: socket.socket) -> None:
+        """What a TCP peer gets before the connection is closed (nothing by default)."""
 
     def stop(self) -> None:
         self._stop.set()
