@@ -17,6 +17,9 @@ import pytest
 
 from tests.conftest import OUTPUT, ROOT, progress
 
+# The components of inventories/single-node: each a unit, each a healthy Prometheus job.
+SINGLE_NODE_JOBS = {"minio", "mimir", "loki", "tempo", "pyroscope", "prometheus", "alloy"}
+
 CONTAINER = "o11y-readme-deploy"
 CAPS = ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
         "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
@@ -96,7 +99,7 @@ def test_readme_deploy_command(machine: str, mirror_dir: Path, wheels: Path) -> 
     recap = re.search(r"localhost\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", outputs[1])
     assert recap and recap.group(1) == "0", outputs[1][-3000:]
 
-    for unit in ("minio", "mimir", "loki", "tempo", "pyroscope", "prometheus", "alloy"):
+    for unit in sorted(SINGLE_NODE_JOBS):
         assert docker("exec", machine, "systemctl", "is-active", unit, check=False).stdout.strip() == "active", unit
     live = docker("exec", machine, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
                   "http://127.0.0.1:9000/minio/health/live").stdout
@@ -107,10 +110,10 @@ def test_readme_deploy_command(machine: str, mirror_dir: Path, wheels: Path) -> 
         targets = json.loads(docker("exec", machine, "curl", "-s",
                                     "http://127.0.0.1:9090/api/v1/targets?state=active").stdout or "{}")
         jobs = {t["labels"]["job"] for t in targets.get("data", {}).get("activeTargets", []) if t["health"] == "up"}
-        if jobs == {"minio", "mimir", "loki", "tempo", "pyroscope", "prometheus", "alloy"}:
+        if jobs == SINGLE_NODE_JOBS:
             break
         time.sleep(2)
-    assert jobs == {"minio", "mimir", "loki", "tempo", "pyroscope", "prometheus", "alloy"}, jobs
+    assert jobs == SINGLE_NODE_JOBS, jobs
     secret = docker("exec", machine, "stat", "-c", "%a",
                     f"{CHECKOUT}/inventories/single-node/credentials/minio_root_password").stdout.strip()
     assert secret in ("600", "400"), f"generated secret has mode {secret}"
