@@ -253,6 +253,15 @@ class Component:
 
 MINIO_RELEASES = "https://github.com/minio/minio/releases/download/{version}/"
 
+def _grafana_defaults_ini() -> str:
+    """The stand-in's conf/defaults.ini, braces escaped for :class:`Text` (``${HOSTNAME}``)."""
+    sys.path.insert(0, str(HERE))
+    from o11y_standins.grafana import DEFAULTS_INI
+    return DEFAULTS_INI.replace("{", "{{").replace("}", "}}")
+
+
+GRAFANA_DEFAULTS_INI = _grafana_defaults_ini()
+
 COMPONENTS: Dict[str, Component] = {
     "minio": Component(
         name="minio",
@@ -400,6 +409,33 @@ COMPONENTS: Dict[str, Component] = {
                 url="https://github.com/grafana/alloy/releases/download/v{version}/alloy-linux-{arch}.zip",
                 kind="zip",
                 members=(("alloy-linux-{arch}", StandinZipapp("o11y_standins.alloy:main")),),
+            ),
+        ),
+    ),
+    # ---- grafana (entry below this line) ----
+    # Grafana 12+ builds (pkg/build/daggerbuild): packages.FileName gives
+    # grafana_<ver>_<build id>_linux_<arch>.tar.gz under dl.grafana.com/grafana/release/<ver>/,
+    # package_targz.go roots the tree at grafana-<ver>/ (bin/, conf/, public/, ...), and
+    # containers/Sha256 writes "<file>.sha256" holding the hash alone. 36482603486 is the
+    # 13.2.3 build (both architectures).
+    "grafana": Component(
+        name="grafana",
+        default_version="13.2.3",
+        version_file="roles/grafana/defaults/main.yml",
+        version_key="grafana_version",
+        goversion="go1.25.9",
+        artifacts=(
+            Artifact(
+                url="https://dl.grafana.com/grafana/release/{version}/grafana_{version}_36482603486_linux_{arch}.tar.gz",
+                kind="tar.gz",
+                members=(("grafana-{version}/bin/grafana", StandinZipapp("o11y_standins.grafana:main")),
+                         ("grafana-{version}/conf/defaults.ini", Text(GRAFANA_DEFAULTS_INI)),
+                         ("grafana-{version}/conf/sample.ini", Text("; Grafana {version} sample.ini (o11y.stack test stand-in)\n")),
+                         ("grafana-{version}/public/views/index.html",
+                          Text("<!doctype html><title>Grafana {version} (o11y.stack test stand-in)</title>\n")),
+                         ("grafana-{version}/VERSION", Text("{version}\n")),
+                         ("grafana-{version}/LICENSE", Text("GNU AFFERO GENERAL PUBLIC LICENSE, Version 3 (test stand-in archive)\n"))),
+                checksum=Sidecar(suffix=".sha256", bare=True),
             ),
         ),
     ),
