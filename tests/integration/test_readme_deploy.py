@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import OUTPUT, ROOT, progress
 
 # The components of inventories/single-node: each a unit, each a healthy Prometheus job.
-SINGLE_NODE_JOBS = {"minio", "mimir", "loki", "tempo", "pyroscope", "prometheus", "alloy"}
+SINGLE_NODE_JOBS = {"minio", "mimir", "loki", "tempo", "pyroscope", "prometheus", "alloy", "grafana"}
 
 CONTAINER = "o11y-readme-deploy"
 CAPS = ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
@@ -114,6 +114,12 @@ def test_readme_deploy_command(machine: str, mirror_dir: Path, wheels: Path) -> 
             break
         time.sleep(2)
     assert jobs == SINGLE_NODE_JOBS, jobs
+    # Grafana came up with the generated admin password and the four correlated data sources.
+    password = docker("exec", machine, "cat",
+                      f"{CHECKOUT}/inventories/single-node/credentials/grafana_admin_password").stdout.strip()
+    sources = json.loads(docker("exec", machine, "curl", "-s", "-u", f"admin:{password}",
+                                "http://127.0.0.1:3000/api/datasources").stdout or "[]")
+    assert sorted(source["uid"] for source in sources) == ["loki", "mimir", "pyroscope", "tempo"], sources
     secret = docker("exec", machine, "stat", "-c", "%a",
                     f"{CHECKOUT}/inventories/single-node/credentials/minio_root_password").stdout.strip()
     assert secret in ("600", "400"), f"generated secret has mode {secret}"
