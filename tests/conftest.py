@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -18,10 +20,30 @@ ARTIFACT_CACHE = OUTPUT / "artifact-cache"
 MINIO_OTHER_VERSION = "RELEASE.2025-07-23T15-54-02Z"
 
 
+_PYTEST_CONFIG: list = []
+_PROGRESS_LOCK = threading.Lock()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _PYTEST_CONFIG.append(config)
+
+
 def progress(message: str) -> None:
-    """Print a progress line even while pytest captures output."""
-    sys.__stdout__.write(f"[o11y-tests] {message}\n")
-    sys.__stdout__.flush()
+    """Print a progress line even while pytest captures output (also from job threads).
+
+    pytest captures file descriptors 1 and 2 during a test, sys.__stdout__ included, so the
+    line is written with capturing suspended for a moment.
+    """
+    line = f"[o11y-tests {time.strftime('%H:%M:%S')}] {message}\n"
+    capman = _PYTEST_CONFIG[0].pluginmanager.getplugin("capturemanager") if _PYTEST_CONFIG else None
+    with _PROGRESS_LOCK:
+        if capman is None:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            return
+        with capman.global_and_fixture_disabled():
+            sys.stdout.write(line)
+            sys.stdout.flush()
 
 
 @pytest.fixture(scope="session")

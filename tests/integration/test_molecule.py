@@ -46,7 +46,12 @@ def recap(output: str) -> dict[str, dict[str, int]]:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_scenario(scenario: str, mirror_dir: Path, test_image: str) -> None:
+def test_scenario(scenario: str, integration_jobs) -> None:
+    """The scenario runs as an integration job (tests/integration/conftest.py), beside another."""
+    integration_jobs.wait(scenario)
+
+
+def run_scenario(scenario: str, mirror_dir: Path, test_image: str) -> None:
     env = dict(os.environ)
     env.update({
         "O11Y_TEST_IMAGE": test_image,
@@ -57,6 +62,8 @@ def test_scenario(scenario: str, mirror_dir: Path, test_image: str) -> None:
         # (molecule's prerun, which would install a copy, is off).
         "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
         "ANSIBLE_FORCE_COLOR": "false",
+        # One round trip per task instead of three (sudo in the images needs no tty).
+        "ANSIBLE_PIPELINING": "true",
         "PY_COLORS": "0",
         "NO_COLOR": "1",
     })

@@ -6,12 +6,14 @@ The container has no network: the controller requirements come from a wheel dire
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -42,8 +44,7 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return proc
 
 
-@pytest.fixture(scope="module")
-def wheels() -> Path:
+def download_wheels() -> Path:
     out = OUTPUT / "wheels"
     progress("downloading the controller requirements as wheels")
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "-d", str(out),
@@ -51,8 +52,8 @@ def wheels() -> Path:
     return out
 
 
-@pytest.fixture()
-def machine(test_image: str):
+@contextlib.contextmanager
+def fresh_machine(test_image: str) -> Iterator[str]:
     docker("rm", "-f", CONTAINER, check=False)
     docker("run", "-d", "--name", CONTAINER, "--hostname", "o11y-readme", "--network", "none",
            *[f"--cap-add={c}" for c in CAPS], "--security-opt", "seccomp=unconfined", "--cgroupns", "host",
@@ -63,8 +64,10 @@ def machine(test_image: str):
         if state in ("running", "degraded"):
             break
         time.sleep(1)
-    yield CONTAINER
-    docker("rm", "-f", CONTAINER, check=False)
+    try:
+        yield CONTAINER
+    finally:
+        docker("rm", "-f", CONTAINER, check=False)
 
 
 def copy_in(container: str, source: Path, dest: str, files: list[str] | None = None) -> None:
@@ -78,7 +81,18 @@ def copy_in(container: str, source: Path, dest: str, files: list[str] | None = N
     assert proc.returncode == 0 and tar.returncode == 0, proc.stderr
 
 
-def test_readme_deploy_command(machine: str, mirror_dir: Path, wheels: Path) -> None:
+def test_readme_deploy_command(integration_jobs) -> None:
+    """Runs as an integration job (tests/integration/conftest.py), beside a molecule scenario."""
+    integration_jobs.wait("readme-deploy")
+
+
+def run_readme_deploy(mirror_dir: Path, test_image: str) -> None:
+    wheels = download_wheels()
+    with fresh_machine(test_image) as machine:
+        deploy_and_check(machine, mirror_dir, wheels)
+
+
+def deploy_and_check(machine: str, mirror_dir: Path, wheels: Path) -> None:
     command = readme_deploy_command()
     assert command == "./deploy", f"README quick start changed: {command!r}"
     tracked = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
