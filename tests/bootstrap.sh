@@ -15,8 +15,9 @@ need_root() {
   fi
 }
 
-# Debian packages: the Docker engine, debootstrap for the test image, iproute2 for ss.
-packages=(docker.io debootstrap iproute2 git unzip)
+# Debian packages: the Docker engine, debootstrap for the test image, iproute2 for ss,
+# redis-server for the OnCall stand-in's unit tests (OnCall needs a real Redis).
+packages=(docker.io debootstrap iproute2 git unzip redis-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,6 +27,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   say "apt-get install ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+elif ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1; then
+  # The mirror builder downloads Debian's prometheus package: it needs the package lists.
+  need_root
+  say "apt-get update (no package lists yet)"
+  apt-get update -qq
 fi
 
 # Python virtualenv, rebuilt when requirements change.

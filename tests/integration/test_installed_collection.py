@@ -152,8 +152,11 @@ def test_build_install_and_use(tmp_path: Path, http_mirror: str) -> None:
     assert not [n for n in names if n.startswith((".collections", ".venv", "tests/output"))], "build_ignore leaks"
 
     collections = tmp_path / "collections"
+    # Without the developer's ANSIBLE_* settings: a collections path holding this checkout
+    # would make galaxy report the collection as installed already.
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     install = subprocess.run([tool("ansible-galaxy"), "collection", "install", "--offline", str(tarball), "-p", str(collections)],
-                             cwd=tmp_path, capture_output=True, text=True)
+                             cwd=tmp_path, env=clean_env, capture_output=True, text=True)
     assert install.returncode == 0, install.stdout + install.stderr
     assert (collections / "ansible_collections/o11y/stack/roles/minio/tasks/main.yml").is_file()
 

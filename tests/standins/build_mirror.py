@@ -439,6 +439,26 @@ COMPONENTS: Dict[str, Component] = {
             ),
         ),
     ),
+    # ---- oncall (entry below this line) ----
+    # Upstream ships no engine binary: the role installs engine/ from the tag's GitHub source archive
+    # (top directory oncall-<ver>/, the tag's "v" dropped). GitHub publishes no checksum for source
+    # archives, so the role pins one. One archive for every architecture. The members (manage.py,
+    # uwsgi.ini, requirements.txt + shim wheels for uwsgi/celery, ...) are described in o11y_standins/oncall.py.
+    "oncall": Component(
+        name="oncall",
+        default_version="1.16.9",
+        version_file="roles/oncall/defaults/main.yml",
+        version_key="oncall_version",
+        arches=("amd64",),
+        artifacts=(
+            Artifact(
+                url="https://github.com/grafana/oncall/archive/refs/tags/v{version}.tar.gz",
+                kind="tar.gz",
+                members=(("oncall-{version}/engine/o11y-oncall-standin", StandinZipapp("o11y_standins.oncall:main")),)
+                + __import__("o11y_standins.oncall", fromlist=["MIRROR_MEMBERS"]).MIRROR_MEMBERS,
+            ),
+        ),
+    ),
     # Shapes for what comes next (one entry each), e.g.:
     #   "loki": Component("loki", "3.5.0", version_file="roles/loki/defaults/main.yml",
     #       version_key="loki_version", sums=SumsFile(LOKI + "SHA256SUMS"),
