@@ -70,6 +70,25 @@ def test_image() -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
+@pytest.fixture(scope="session")
+def integration_jobs(request: pytest.FixtureRequest, mirror_dir: Path, test_image: str):
+    """The molecule scenarios and the README deploy, running in the background (tests/integration/jobs.py)."""
+    from tests.integration.jobs import start_jobs
+
+    jobs = start_jobs(request.session, mirror_dir, test_image)
+    yield jobs
+    jobs.pool.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def start_integration_jobs_early(request: pytest.FixtureRequest) -> None:
+    """When integration tests are selected, their jobs start with the session, beside the other tests."""
+    from tests.integration.jobs import selected_jobs
+
+    if selected_jobs(request.session):
+        request.getfixturevalue("integration_jobs")
+
+
 def tool(name: str) -> str:
     """Path of a console script from the interpreter's environment."""
     candidate = BIN / name

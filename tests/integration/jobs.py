@@ -2,8 +2,9 @@
 
 Each job mostly waits on containers (docker exec round trips, services starting), so two jobs
 share the 2-core CI machine well and the suite stays within its time budget. The jobs are
-submitted together, longest first, when the first of them is collected; each test then waits
-for its own job and reports its own failure. O11Y_TEST_PARALLEL=1 runs them one at a time.
+submitted together, longest first, as the session starts (tests/conftest.py), so they also run
+beside the static and unit tests; each integration test then waits for its own job and reports
+its own failure. O11Y_TEST_PARALLEL=1 runs them one at a time.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class IntegrationJobs:
         self.futures[name].result()
 
 
-def _selected_jobs(session: pytest.Session) -> List[Tuple[str, str]]:
+def selected_jobs(session: pytest.Session) -> List[Tuple[str, str]]:
     """(job name, kind) of every integration job among the collected tests."""
     jobs = []
     for item in session.items:
@@ -55,18 +56,16 @@ def _selected_jobs(session: pytest.Session) -> List[Tuple[str, str]]:
     return sorted(jobs, key=lambda job: JOB_ORDER.index(job[0]) if job[0] in JOB_ORDER else len(JOB_ORDER))
 
 
-@pytest.fixture(scope="session")
-def integration_jobs(request: pytest.FixtureRequest, mirror_dir: Path, test_image: str):
+def start_jobs(session: pytest.Session, mirror_dir: Path, test_image: str) -> IntegrationJobs:
     from tests.integration.test_molecule import run_scenario
     from tests.integration.test_readme_deploy import run_readme_deploy
 
     jobs = IntegrationJobs(PARALLEL)
-    selected = _selected_jobs(request.session)
+    selected = selected_jobs(session)
     progress(f"integration jobs, {PARALLEL} at a time: {', '.join(name for name, _ in selected)}")
     for name, kind in selected:
         if kind == "scenario":
             jobs.submit(name, lambda name=name: run_scenario(name, mirror_dir, test_image))
         else:
             jobs.submit(name, lambda: run_readme_deploy(mirror_dir, test_image))
-    yield jobs
-    jobs.pool.shutdown(wait=True)
+    return jobs
