@@ -262,6 +262,43 @@ def _grafana_defaults_ini() -> str:
 
 GRAFANA_DEFAULTS_INI = _grafana_defaults_ini()
 
+# grafana-oncall-app (the OnCall app plugin). Upstream's release workflow (.github/workflows/
+# on-release-published.yml) zips dist/ as grafana-oncall-app/ (plugin.json, frontend, the backend built by
+# `mage buildAll` for every OS/arch), uploads it to GCS as releases/grafana-oncall-app-<ver>.zip and registers
+# that one "any" package on grafana.com, whose /api/plugins/<id>/versions/<ver>/download answers it for every
+# os/arch. The mirror holds the zip at the GCS URL (+ a bare .sha256 the tests read; GCS has none) and at the
+# grafana.com download URL the grafana role builds (its query string kept in the file name: file:// mirrors
+# only). The backend executables are placeholders: the Grafana stand-in emulates the backend.
+ONCALL_PLUGIN_VERSION = "1.16.9"
+ONCALL_PLUGIN_RELEASE_URL = ("https://storage.googleapis.com/grafana-oncall-app/releases/"
+                             "grafana-oncall-app-{version}.zip")
+ONCALL_PLUGIN_GCOM_URL = ("https://grafana.com/api/plugins/grafana-oncall-app/versions/{version}/download"
+                          "?os=linux&arch={arch}")
+ONCALL_PLUGIN_PLATFORMS = ("linux_amd64", "linux_arm64", "linux_arm", "darwin_amd64", "darwin_arm64",
+                           "windows_amd64.exe")
+
+
+def _oncall_plugin_json() -> str:
+    """The package's plugin.json (o11y_standins.grafana.oncall_plugin_json), braces escaped for :class:`Text`."""
+    sys.path.insert(0, str(HERE))
+    import json
+    from o11y_standins.grafana import oncall_plugin_json
+    text = json.dumps(oncall_plugin_json("@VERSION@"), indent=2) + "\n"
+    return text.replace("{", "{{").replace("}", "}}").replace("@VERSION@", "{version}")
+
+
+def _oncall_plugin_members() -> Tuple[Tuple[str, "Payload"], ...]:
+    placeholder = Text("#!/bin/sh\n# grafana-oncall-app {version} backend: o11y.stack test placeholder; the Grafana\n"
+                       "# stand-in emulates the plugin backend in-process.\necho 'not a real plugin backend' >&2\n"
+                       "exit 1\n", mode=0o755)
+    return ((("grafana-oncall-app/plugin.json", Text(_oncall_plugin_json())),
+             ("grafana-oncall-app/module.js", Text("/* grafana-oncall-app {version} frontend (test stand-in) */\n")),
+             ("grafana-oncall-app/README.md", Text("# Grafana OnCall app plugin {version} (test package)\n")),
+             ("grafana-oncall-app/LICENSE", Text("GNU AFFERO GENERAL PUBLIC LICENSE, Version 3 (test package)\n")))
+            + tuple(("grafana-oncall-app/gpx_grafana_oncall_app_" + platform, placeholder)
+                    for platform in ONCALL_PLUGIN_PLATFORMS))
+
+
 COMPONENTS: Dict[str, Component] = {
     "minio": Component(
         name="minio",
@@ -439,6 +476,19 @@ COMPONENTS: Dict[str, Component] = {
             ),
         ),
     ),
+    # ---- grafana-oncall-app (the OnCall app plugin; see ONCALL_PLUGIN_RELEASE_URL) ----
+    "grafana-oncall-app": Component(
+        name="grafana-oncall-app",
+        default_version=ONCALL_PLUGIN_VERSION,
+        version_file="roles/grafana/defaults/main.yml",
+        version_key="grafana_oncall_plugin_version",
+        goversion="go1.21.5",
+        artifacts=(
+            Artifact(url=ONCALL_PLUGIN_RELEASE_URL, kind="zip", members=_oncall_plugin_members(),
+                     checksum=Sidecar(suffix=".sha256", bare=True)),
+            Artifact(url=ONCALL_PLUGIN_GCOM_URL, kind="zip", members=_oncall_plugin_members()),
+        ),
+    ),
     # ---- oncall (entry below this line) ----
     # Upstream ships no engine binary: the role installs engine/ from the tag's GitHub source archive
     # (top directory oncall-<ver>/, the tag's "v" dropped). GitHub publishes no checksum for source
@@ -586,7 +636,7 @@ def read_role_version(comp: Component, repo_root: Path = REPO_ROOT) -> Tuple[str
     except ImportError:
         m = re.search(r"^%s:\s*['\"]?([^'\"#\s]+)" % re.escape(comp.version_key), text, re.M)
         value = m.group(1) if m else None
-    if value is None:
+    if value is None or value == "":
         return comp.default_version, "default (%s has no %s)" % (comp.version_file, comp.version_key)
     value = str(value)
     if "{{" in value or "{%" in value:

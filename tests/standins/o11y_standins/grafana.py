@@ -41,7 +41,13 @@ Behaves like Grafana OSS 13.2.3 where the collection touches it:
   (``/api/folders``, ``/:uid``, ``/:uid/move``), dashboards
   (``/api/dashboards/db``, ``/api/dashboards/uid/:uid``), ``/api/search``,
   plugins (``/api/plugins``, ``/api/plugins/:id/settings``; installed plugins are
-  the core ones plus every ``plugin.json`` under ``[paths] plugins``), service
+  the core ones plus every ``plugin.json`` under ``[paths] plugins``), plugin
+  resources (``/api/plugins/:id/resources/*``: 404 ``Plugin not found`` unless
+  installed; the grafana-oncall-app 1.16.9 Go backend is emulated when its
+  plugin.json is there, see "the grafana-oncall-app plugin backend" below),
+  ``/api/org/users``, ``/api/teams/search`` (no teams), Grafana's Alertmanager
+  configuration (``/api/alertmanager/grafana/config/api/v1/alerts``, built
+  from the provisioned contact points and policy tree), service
   accounts and their tokens (``glsa_`` tokens), organisations (``/api/org``,
   ``/api/orgs``), alerting provisioning (``/api/v1/provisioning``): contact
   points (GET [?name=], POST/PUT 202, DELETE 202 ``contactpoint deleted`` as the
@@ -594,7 +600,13 @@ class GrafanaApp:
             R("/api/v1/provisioning/policies", endpoint="policy_get", methods=["GET"]),
             R("/api/v1/provisioning/policies", endpoint="policy_put", methods=["PUT"]),
             R("/api/v1/provisioning/policies", endpoint="policy_reset", methods=["DELETE"]),
+            R("/api/org/users", endpoint="org_users", methods=["GET"]),
+            R("/api/teams/search", endpoint="teams_search", methods=["GET"]),
+            R("/api/alertmanager/grafana/config/api/v1/alerts", endpoint="am_config", methods=["GET"]),
+            R("/api/plugins/<plugin_id>/resources", endpoint="plugin_resource", defaults={"rest": ""}),
+            R("/api/plugins/<plugin_id>/resources/<path:rest>", endpoint="plugin_resource"),
         ], strict_slashes=False, merge_slashes=False)
+        self.plugin_backends: Dict[str, Any] = {}  # plugin id -> backend emulation (see OnCallAppBackend)
         self.requests = 0
 
     # -- bootstrap ----------------------------------------------------------
@@ -651,6 +663,9 @@ class GrafanaApp:
         try:
             if endpoint in ("health", "metrics"):
                 result = getattr(self, "h_" + endpoint)(req)
+            elif endpoint == "plugin_resource":
+                # a plugin backend calls Grafana's own API (and other servers): never under the store lock
+                result = self.h_plugin_resource(req, self.authenticate(req), **args)
             else:
                 ident = self.authenticate(req)
                 with self.store.lock:
@@ -1391,6 +1406,94 @@ class GrafanaApp:
         self._commit("Failed to update plugin setting", lambda: _put_back(st, key, prev))
         return 200, {"message": "Plugin settings updated"}
 
+    # -- org users and teams (what an app plugin backend reads with its service account token) -------------
+    def h_org_users(self, req, ident):
+        # GET /api/org/users (pkg/api/org_users.go): org.users:read, service accounts left out
+        ident.require("Admin", "org.users:read")
+        out = []
+        for u in sorted(self.store.state["users"].values(), key=lambda u: u["id"]):
+            role = (u.get("orgs") or {}).get(str(ident.org_id))
+            if u.get("is_service_account") or role is None:
+                continue
+            email = u.get("email") or ""
+            out.append({"orgId": ident.org_id, "userId": u["id"], "uid": u.get("uid", ""), "email": email,
+                        "name": u.get("name", ""),
+                        "avatarUrl": "/avatar/%s" % hashlib.md5(email.lower().encode()).hexdigest(),  # noqa: S324
+                        "login": u["login"], "role": role, "lastSeenAt": u.get("created", _now()),
+                        "lastSeenAtAge": "10 years", "authLabels": None, "isDisabled": bool(u.get("disabled")),
+                        "isExternallySynced": False, "isProvisioned": False})
+        return 200, out
+
+    def h_teams_search(self, req, ident):
+        # GET /api/teams/search: the stand-in has no teams API, so every organisation has none
+        ident.require("Admin", "teams:read")
+        try:
+            perpage = int(req.args.get("perpage", "1000") or 1000)
+            page = max(int(req.args.get("page", "1") or 1), 1)
+        except ValueError:
+            perpage, page = 1000, 1
+        return 200, {"totalCount": 0, "teams": [], "page": page, "perPage": perpage}
+
+    # -- Grafana's own Alertmanager configuration (what OnCall reads before a grafana_alerting integration) --
+    def h_am_config(self, req, ident):
+        # GET /api/alertmanager/grafana/config/api/v1/alerts (ngalert RouteGetAlertingConfig):
+        # alert.notifications:read (Viewer and up); secure settings are left out and named in secureFields.
+        ident.require("Viewer", "alert.notifications:read")
+        al = self._alerting(ident.org_id)
+        receivers: List[Dict[str, Any]] = []
+        by_name: Dict[str, Dict[str, Any]] = {}
+        for cp in al["contact_points"]:
+            settings = json.loads(json.dumps(cp["settings"]))
+            secure = {}
+            for path in SECURE_CONTACT_POINT_FIELDS.get(cp["type"], ()):
+                if _path_get(settings, path):
+                    secure[path] = True
+                    _path_del(settings, path)
+            recv = by_name.get(cp["name"])
+            if recv is None:
+                recv = by_name[cp["name"]] = {"name": cp["name"], "grafana_managed_receiver_configs": []}
+                receivers.append(recv)
+            recv["grafana_managed_receiver_configs"].append({
+                "uid": cp["uid"], "name": cp["name"], "type": cp["type"],
+                "disableResolveMessage": bool(cp.get("disableResolveMessage")), "settings": settings,
+                "secureFields": secure})
+        route = json.loads(json.dumps(al["policy"]))
+        if al.get("policy_provenance"):
+            route["provenance"] = al["policy_provenance"]
+        return 200, {"template_files": {}, "template_file_provenances": {},
+                     "alertmanager_config": {"route": route, "templates": None, "receivers": receivers}}
+
+    # -- plugin resources (pkg/api/plugin_resource.go) -------------------------------------------------------
+    RESOURCE_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
+
+    def h_plugin_resource(self, req, ident, plugin_id, rest):
+        # route: authorize(plugins.app:access on plugins:id:<id>) -- granted to Viewer and up by the basic roles
+        ident.require("Viewer", "plugins.app:access")
+        with self.store.lock:
+            pj = self._plugin_ids().get(plugin_id)
+            setting = json.loads(json.dumps(self.store.state["plugin_settings"].get(
+                "%d/%s" % (ident.org_id, plugin_id)))) if pj is not None else None
+        if pj is None:
+            raise err(404, "Plugin not found")
+        if req.method not in self.RESOURCE_METHODS:
+            from werkzeug.wrappers import Response
+            return Response(json.dumps({"message": "Method not allowed"}), status=405,
+                            content_type="application/json", headers={"Allow": ", ".join(self.RESOURCE_METHODS)})
+        backend = self._plugin_backend(plugin_id, pj)
+        if backend is None:
+            # no backend process serves this plugin id (frontend-only plugin)
+            raise err(404, "Plugin not found")
+        return backend.call_resource(req, ident, setting, "/" + rest)
+
+    def _plugin_backend(self, plugin_id: str, pj: Dict[str, Any]) -> Optional["OnCallAppBackend"]:
+        if plugin_id != ONCALL_PLUGIN_ID or not pj.get("backend") or not pj.get("executable"):
+            return None
+        version = str((pj.get("info") or {}).get("version") or "")
+        backend = self.plugin_backends.get(plugin_id)
+        if backend is None or backend.version != version:
+            backend = self.plugin_backends[plugin_id] = OnCallAppBackend(self, version)
+        return backend
+
     # -- service accounts -------------------------------------------------------
     def _sa(self, ident: Identity, sa_id: int) -> Dict[str, Any]:
         sa = self.store.state["users"].get(str(sa_id))
@@ -1727,6 +1830,685 @@ class GrafanaApp:
             al["contact_points"].append(_default_contact_point())  # the default tree needs its receiver
         self._commit(None, lambda: al.update(before))
         return 202, default_policy()
+
+
+# ---------------------------------------------------------------------------
+# the grafana-oncall-app plugin backend (grafana/oncall v1.16.9, grafana-plugin/pkg/plugin)
+# ---------------------------------------------------------------------------
+#
+# Grafana runs the plugin's Go executable and hands it /api/plugins/grafana-oncall-app/resources/* calls
+# with the plugin context (org, signed-in user, the app's jsonData and decrypted secureJsonData).  The
+# stand-in answers those calls in-process, with the upstream handlers' logic, status codes and bodies:
+#
+# * ``/plugin/install`` (POST): health check of ``<onCallApiUrl>/api/internal/v1/health/`` (500 ms), the
+#   sync data (``api/org/users``, ``api/teams/search`` ... read from Grafana at ``jsonData.grafanaUrl``, else
+#   ``[server] root_url``, with ``Bearer <secureJsonData.grafanaToken>``), POST
+#   ``<onCallApiUrl>/api/internal/v1/plugin/v2/install``, then the settings are saved back through
+#   ``POST <grafanaUrl>/api/plugins/grafana-oncall-app/settings`` with that token (enabled, pinned, jsonData
+#   {onCallApiUrl, stackId, orgId, license, grafanaUrl}, secureJsonData {onCallApiToken, grafanaToken});
+#   only the returned onCallToken is new.  Upstream's quirks are kept: settings that cannot be read or sync
+#   data that cannot be fetched end the call with an empty 200; an engine refusal is a 200 with
+#   ``{"onCallError": {...}}`` (the Go handler writes the body before the 400 status, which is dropped); a
+#   failed settings save is only logged.
+# * ``/plugin/status`` (GET): the pluginConnection report; when every entry is ok a sync starts.
+# * ``/plugin/sync`` (POST, ``?wait=``, ``?force=``): gzip'ed sync data to ``.../plugin/v2/sync``; one sync
+#   per 5 minutes per plugin instance (a settings change makes a new instance).
+# * anything else: proxied to ``<onCallApiUrl>/api/internal/v1/<path>`` with ``Authorization:
+#   <onCallApiToken>``, ``X-Instance-Context`` and ``X-Grafana-Context``/``X-OnCall-User-Context`` of the
+#   signed-in user, looked up by login among the org users (60 s cache); a user Grafana does not list
+#   (service accounts) gets 400 ``user <login> not found``.
+#
+# Grafana 13 has no ``accessControlOnCall`` toggle any more (RBAC off in the sync data) and
+# ``externalServiceAccounts`` is off by default, so the Grafana token is ``secureJsonData.grafanaToken``.
+
+ONCALL_PLUGIN_ID = "grafana-oncall-app"
+ONCALL_PLUGIN_EXECUTABLE = "gpx_grafana_oncall_app"
+_OSS_VERSION_RE = re.compile(r"^(\d+\.\d+\.\d+)$")
+_CLOUD_VERSION_RE = re.compile(r"^(v\d+\.\d+\.\d+|github-actions-[a-zA-Z0-9-]+)$")
+PLUGIN_HTTP_TIMEOUT = 30.0
+ONCALL_HEALTH_TIMEOUT = 0.5
+ONCALL_SYNC_LOCK_SECONDS = 300
+ONCALL_USER_CACHE_SECONDS = 60
+
+
+def oncall_plugin_json(version: str) -> Dict[str, Any]:
+    """The plugin.json of a grafana-oncall-app release (the fields Grafana and the stand-in read)."""
+    return {"type": "app", "name": "Grafana OnCall", "id": ONCALL_PLUGIN_ID, "preload": True, "backend": True,
+            "executable": ONCALL_PLUGIN_EXECUTABLE,
+            "info": {"description": "On-call management for Grafana (o11y.stack test stand-in package)",
+                     "author": {"name": "Grafana Labs", "url": "https://grafana.com"},
+                     "keywords": ["oncall"], "version": version, "updated": "2026-03-24"},
+            "includes": [{"type": "page", "name": "Home", "path": "/a/%s" % ONCALL_PLUGIN_ID, "role": "Viewer",
+                          "action": "%s.alert-groups:read" % ONCALL_PLUGIN_ID, "defaultNav": True,
+                          "addToNav": True}],
+            "dependencies": {"grafanaDependency": ">=10.2.5", "plugins": []}}
+
+
+class GoError(Exception):
+    """An error as the Go code formats it (``err.Error()``)."""
+
+
+def _go_clean(path: str) -> str:
+    """Go's path.Clean."""
+    if not path:
+        return "."
+    rooted = path.startswith("/")
+    out: List[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if out and out[-1] != "..":
+                out.pop()
+            elif not rooted:
+                out.append("..")
+            continue
+        out.append(part)
+    cleaned = ("/" if rooted else "") + "/".join(out)
+    return cleaned or ("/" if rooted else ".")
+
+
+def go_join_path(base: str, *elems: str) -> str:
+    """Go's url.JoinPath(base, elems...) (the result cleaned, a trailing slash kept)."""
+    from urllib.parse import urlsplit, urlunsplit
+    try:
+        u = urlsplit(base)
+        u.port  # noqa: B018 - raises on a bad port like url.Parse
+    except ValueError as exc:
+        raise GoError('parse "%s": %s' % (base, exc)) from None
+    parts = [u.path] + list(elems)
+    joined = "/".join(p for p in parts if p)
+    if not parts[0].startswith("/"):
+        p = _go_clean("/" + joined)[1:] if joined else ""
+    else:
+        p = _go_clean(joined) if joined else ""
+    if elems and elems[-1].endswith("/") and not p.endswith("/"):
+        p += "/"
+    if u.netloc and p and not p.startswith("/"):
+        p = "/" + p
+    return urlunsplit((u.scheme, u.netloc, p, u.query, u.fragment))
+
+
+def go_path_append(base: str, suffix: str, query: str = "") -> str:
+    """``u, _ := url.Parse(base); u.Path += suffix`` then ``u.String()`` (no slash is added between them)."""
+    from urllib.parse import urlsplit, urlunsplit
+    try:
+        u = urlsplit(base)
+    except ValueError as exc:
+        raise GoError('parse "%s": %s' % (base, exc)) from None
+    path = u.path + suffix
+    if u.netloc and path and not path.startswith("/"):
+        path = "/" + path
+    return urlunsplit((u.scheme, u.netloc, path, query or u.query, u.fragment))
+
+
+def go_http(method: str, url: str, headers: Optional[Dict[str, str]] = None, body: Optional[bytes] = None,
+            timeout: float = PLUGIN_HTTP_TIMEOUT) -> Tuple[int, str, Dict[str, List[str]], bytes]:
+    """One request like Go's http.Client: (status, status text, headers, body); transport failures raise
+    :class:`GoError` with net/http's wording (``Get "URL": dial tcp HOST:PORT: connect: connection refused``)."""
+    import http.client
+    import socket
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlsplit
+    op = method[:1].upper() + method[1:].lower()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise GoError('%s "%s": unsupported protocol scheme "%s"' % (op, url, parts.scheme))
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise GoError('%s "%s": invalid port' % (op, url)) from None
+    request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - http(s) only, checked above
+            data = resp.read()
+            status, reason, hdrs = resp.status, resp.reason, resp.headers
+    except urllib.error.HTTPError as exc:
+        data = exc.read()
+        status, reason, hdrs = exc.code, exc.reason, exc.headers
+    except urllib.error.URLError as exc:
+        reason_exc = exc.reason
+        if isinstance(reason_exc, ConnectionRefusedError):
+            raise GoError('%s "%s": dial tcp %s:%d: connect: connection refused' % (op, url, host, port)) from None
+        if isinstance(reason_exc, socket.gaierror):
+            raise GoError('%s "%s": dial tcp: lookup %s: no such host' % (op, url, host)) from None
+        if isinstance(reason_exc, (socket.timeout, TimeoutError)):
+            raise GoError('%s "%s": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
+                          % (op, url)) from None
+        raise GoError('%s "%s": %s' % (op, url, reason_exc)) from None
+    except (socket.timeout, TimeoutError):
+        raise GoError('%s "%s": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
+                      % (op, url)) from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise GoError('%s "%s": %s' % (op, url, exc)) from None
+    out: Dict[str, List[str]] = {}
+    for name, value in hdrs.items():
+        out.setdefault(name, []).append(value)
+    return status, "%d %s" % (status, reason), out, data
+
+
+def _go_error_response(message: str, status: int):
+    """net/http's http.Error."""
+    from werkzeug.wrappers import Response
+    return Response(message + "\n", status=status, headers={"Content-Type": "text/plain; charset=utf-8",
+                                                            "X-Content-Type-Options": "nosniff"})
+
+
+def _go_json_response(body: Any):
+    """``w.Header().Add("Content-Type", "application/json"); json.NewEncoder(w).Encode(body)``: status 200
+    (a later WriteHeader is superfluous)."""
+    from werkzeug.wrappers import Response
+    return Response(json.dumps(body, separators=(",", ":")) + "\n", status=200,
+                    headers={"Content-Type": "application/json"})
+
+
+def _go_int(value: Any, field_name: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        kind = {str: "string", bool: "bool", float: "number", list: "array", dict: "object"}.get(type(value), "value")
+        raise GoError("OnCallSettingsFromContext: json.Unmarshal: json: cannot unmarshal %s into Go struct field "
+                      "OnCallPluginSettingsJSONData.%s of type int" % (kind, field_name))
+    return value
+
+
+def _go_str(value: Any, field_name: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        kind = {bool: "bool", int: "number", float: "number", list: "array", dict: "object"}.get(type(value), "value")
+        raise GoError("OnCallSettingsFromContext: json.Unmarshal: json: cannot unmarshal %s into Go struct field "
+                      "OnCallPluginSettingsJSONData.%s of type string" % (kind, field_name))
+    return value
+
+
+class _OnCallInstance:
+    """One plugin instance (instancemgmt: a new one whenever the app's settings change) and its caches."""
+
+    def __init__(self):
+        self.install_lock = threading.Lock()
+        self.sync_lock = threading.Lock()
+        self.sync_locked_until = 0.0
+        self.sync_started = 0.0
+        self.last_sync: Optional[Dict[str, Any]] = None
+        self.users_lock = threading.Lock()
+        self.all_users: Dict[str, Dict[str, Any]] = {}
+        self.all_users_expiry = 0.0
+        self.user_cache: Dict[str, Tuple[float, Dict[str, Any]]] = {}
+
+
+class OnCallAppBackend:
+    """The grafana-oncall-app backend's resource handlers (see the section comment above)."""
+
+    def __init__(self, app: "GrafanaApp", version: str):
+        self.app = app
+        self.version = version
+        self.instances: Dict[Tuple[int, int], _OnCallInstance] = {}
+        self.lock = threading.Lock()
+
+    # -- plugin context --------------------------------------------------------------------------------
+    def _instance(self, org_id: int, setting: Optional[Dict[str, Any]]) -> _OnCallInstance:
+        key = (org_id, int((setting or {}).get("version", 0)))
+        with self.lock:
+            for old in [k for k in self.instances if k[0] == org_id and k != key]:
+                del self.instances[old]  # Dispose: the settings changed
+            if key not in self.instances:
+                self.instances[key] = _OnCallInstance()
+            return self.instances[key]
+
+    def settings(self, setting: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+        """OnCallSettingsFromContext; raises GoError."""
+        if setting is None:
+            # no plugin_setting row: Grafana sends empty JSONData
+            raise GoError("OnCallSettingsFromContext: json.Unmarshal: unexpected end of JSON input")
+        json_data = setting.get("jsonData")
+        if json_data is None:
+            json_data = {}
+        out = {"oncall_api_url": _go_str(json_data.get("onCallApiUrl"), "onCallApiUrl"),
+               "oncall_token": "", "stack_id": _go_int(json_data.get("stackId"), "stackId"),
+               "org_id": _go_int(json_data.get("orgId"), "orgId"),
+               "license": _go_str(json_data.get("license"), "license"), "plugin_id": ONCALL_PLUGIN_ID,
+               "grafana_url": _go_str(json_data.get("grafanaUrl"), "grafanaUrl"), "grafana_token": "",
+               "rbac_enabled": False, "incident_enabled": False, "incident_backend_url": "",
+               "labels_enabled": False, "external_service_account_enabled": False}
+        if not out["license"]:
+            if _OSS_VERSION_RE.match(self.version):
+                out["license"] = "OpenSource"
+            elif _CLOUD_VERSION_RE.match(self.version):
+                out["license"] = "Cloud"
+            else:
+                raise GoError("jsonData.license is not set and version %s did not match a known pattern"
+                              % self.version)
+        secure = setting.get("secure") or {}
+        out["oncall_token"] = str(secure.get("onCallApiToken", "")).strip()
+        if not out["grafana_url"]:
+            out["grafana_url"] = self.app.settings.get("server", "root_url")  # GF_APP_URL
+        out["grafana_token"] = str(secure.get("grafanaToken", "")).strip()
+        # other apps' settings (incident, labels): read from Grafana with the token; none is installed here
+        for pid, key in (("grafana-incident-app", "incident_enabled"), ("grafana-labels-app", "labels_enabled")):
+            other = self.app.store.state["plugin_settings"].get("%d/%s" % (setting.get("_org_id", 1), pid))
+            if other is not None and pid in self.app._plugin_ids():
+                out[key] = bool(other.get("enabled"))
+        return out
+
+    # -- Grafana calls with the service account token --------------------------------------------------------
+    def _grafana_get(self, settings: Dict[str, Any], url: str) -> Tuple[int, str, Any, bytes]:
+        status, text, _, body = go_http("GET", url, {"Authorization": "Bearer %s" % settings["grafana_token"]})
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = ...
+        return status, text, parsed, body
+
+    def _all_users(self, settings: Dict[str, Any]) -> List[Dict[str, Any]]:
+        url = go_path_append(settings["grafana_url"], "api/org/users")
+        try:
+            status, text, result, body = self._grafana_get(settings, url)
+        except GoError as exc:
+            raise GoError("error making request: %s" % exc) from None
+        if not isinstance(result, list) or not all(isinstance(u, dict) for u in result):
+            raise GoError("failed to parse JSON response: json: cannot unmarshal %s into Go value of type "
+                          "[]plugin.OrgUser body=%s" % ("object" if isinstance(result, dict) else "value",
+                                                        body.decode("utf-8", "replace")))
+        if status != 200:
+            raise GoError("http status %s" % text)
+        return [{"id": u.get("userId", 0), "name": u.get("name", ""), "login": u.get("login", ""),
+                 "email": u.get("email", ""), "role": u.get("role", ""), "avatar_url": u.get("avatarUrl", ""),
+                 "permissions": None, "teams": None} for u in result] or None
+
+    def _all_teams(self, settings: Dict[str, Any]) -> Tuple[Optional[List[Dict[str, Any]]], Dict[str, List[int]]]:
+        url = go_path_append(settings["grafana_url"], "api/teams/search", "perpage=100000")
+        try:
+            status, text, result, body = self._grafana_get(settings, url)
+        except GoError as exc:
+            raise GoError("error getting teams = error making request: %s" % exc) from None
+        if not isinstance(result, dict):
+            raise GoError("error getting teams = failed to parse JSON response: json: cannot unmarshal value into "
+                          "Go value of type plugin.Teams body=%s" % body.decode("utf-8", "replace"))
+        if status != 200:
+            raise GoError("error getting teams = http status %s" % text)
+        teams = [{"team_id": t.get("id", 0), "name": t.get("name", ""), "email": t.get("email", ""),
+                  "avatar_url": t.get("avatarUrl", "")} for t in result.get("teams") or []] or None
+        members: Dict[str, List[int]] = {}
+        for team in teams or []:
+            murl = go_join_path(settings["grafana_url"], "api/teams/%d/members" % team["team_id"])
+            try:
+                status, text, result, body = self._grafana_get(settings, murl)
+            except GoError as exc:
+                raise GoError("error getting team members = error making request: %s" % exc) from None
+            if not isinstance(result, list):
+                raise GoError("error getting team members = failed to parse JSON response: json: cannot "
+                              "unmarshal value into Go value of type []plugin.OrgUser body=%s"
+                              % body.decode("utf-8", "replace"))
+            if status != 200:
+                raise GoError("error getting team members = http status %s" % text)
+            members[str(team["team_id"])] = [m.get("userId", 0) for m in result] or None
+        return teams, members
+
+    def sync_data(self, settings: Dict[str, Any]) -> Dict[str, Any]:
+        """GetSyncData (RBAC off: no permissions are read); raises GoError."""
+        try:
+            users = self._all_users(settings)
+        except GoError as exc:
+            raise GoError("error getting users = %s" % exc) from None
+        teams, members = self._all_teams(settings)
+        return {"users": users, "teams": teams, "team_members": members, "settings": dict(settings)}
+
+    def save_settings(self, settings: Dict[str, Any]) -> None:
+        """SaveOnCallSettings: POST the settings back to Grafana with the plugin's token (answer ignored)."""
+        json_data: Dict[str, Any] = {"onCallApiUrl": settings["oncall_api_url"]}
+        if settings["stack_id"]:
+            json_data["stackId"] = settings["stack_id"]
+        if settings["org_id"]:
+            json_data["orgId"] = settings["org_id"]
+        json_data.update({"license": settings["license"], "grafanaUrl": settings["grafana_url"]})
+        secure = {"onCallApiToken": settings["oncall_token"]}
+        if settings["grafana_token"]:
+            secure["grafanaToken"] = settings["grafana_token"]
+        body = json.dumps({"jsonData": json_data, "secureJsonData": secure, "enabled": True, "pinned": True})
+        url = go_join_path(settings["grafana_url"], "api/plugins/%s/settings" % ONCALL_PLUGIN_ID)
+        try:
+            go_http("POST", url, {"Authorization": "Bearer %s" % settings["grafana_token"],
+                                  "Content-Type": "application/json"}, body.encode())
+        except GoError as exc:
+            self.app.log.error("Error saving settings", logger="plugin.grafana-oncall-app", error=str(exc))
+
+    def _user_for_header(self, inst: _OnCallInstance, settings: Dict[str, Any], login: str) -> Dict[str, Any]:
+        """GetUserForHeader: the signed-in user among the org users (60 s caches); raises GoError."""
+        now = time.time()
+        cached = inst.user_cache.get(login)
+        if cached and now < cached[0]:
+            return cached[1]
+        with inst.users_lock:
+            if now < inst.all_users_expiry:
+                user = inst.all_users.get(login)
+            else:
+                users = self._all_users(settings) or []
+                inst.all_users = {u["login"]: u for u in users}
+                inst.all_users_expiry = now + ONCALL_USER_CACHE_SECONDS
+                user = inst.all_users.get(login)
+        if user is None:
+            raise GoError("user %s not found" % login)
+        inst.user_cache[login] = (now + ONCALL_USER_CACHE_SECONDS, user)
+        return user
+
+    def _oncall_headers(self, settings: Dict[str, Any]) -> Dict[str, str]:
+        return {"Authorization": settings["oncall_token"],
+                "X-Instance-Context": json.dumps({"stack_id": str(settings["stack_id"]),
+                                                  "org_id": str(settings["org_id"]),
+                                                  "grafana_token": settings["grafana_token"]},
+                                                 separators=(",", ":")),
+                "User-Agent": "GrafanaOnCall/%s" % self.version}
+
+    def _oncall_user_headers(self, inst: _OnCallInstance, settings: Dict[str, Any],
+                             ident: Identity) -> Dict[str, str]:
+        headers = self._oncall_headers(settings)
+        user = self._user_for_header(inst, settings, ident.login)
+        backend_user = ident.user or {}
+        headers["X-Grafana-Context"] = json.dumps({
+            "UserID": user["id"], "IsAnonymous": False, "Name": backend_user.get("name", ""),
+            "Login": ident.login, "Email": backend_user.get("email", ""), "Role": ident.role},
+            separators=(",", ":"))
+        headers["X-OnCall-User-Context"] = json.dumps(user, separators=(",", ":"))
+        return headers
+
+    def health(self, settings: Dict[str, Any]) -> Tuple[int, Optional[str]]:
+        """CheckOnCallApiHealthStatus: (status, error text or None)."""
+        try:
+            url = go_join_path(settings["oncall_api_url"], "/api/internal/v1/health/")
+        except GoError as exc:
+            return 500, str(exc)
+        try:
+            status, text, _, _ = go_http("GET", url, timeout=ONCALL_HEALTH_TIMEOUT)
+        except GoError as exc:
+            return 400, str(exc)
+        if status != 200:
+            return status, text
+        return 200, None
+
+    # -- dispatch (registerRoutes) ---------------------------------------------------------------------------
+    def call_resource(self, req, ident: Identity, setting: Optional[Dict[str, Any]], path: str):
+        if setting is not None:
+            setting["_org_id"] = ident.org_id
+        inst = self._instance(ident.org_id, setting)
+        if path == "/plugin/install":
+            return self.handle_install(req, inst, setting)
+        if path == "/plugin/status":
+            return self.handle_status(req, inst, ident, setting)
+        if path == "/plugin/sync":
+            return self.handle_sync(req, inst, ident, setting)
+        response = self.proxy(req, inst, ident, setting, path)
+        if path == "/plugin/self-hosted/install":
+            self.legacy_install(response, setting)
+        return response
+
+    def legacy_install(self, response, setting) -> None:
+        """handleLegacyInstall (after the proxied call): the engine's answer goes into the settings."""
+        try:
+            provisioned = json.loads(response.get_data())
+            settings = self.settings(setting)
+        except (ValueError, GoError):
+            return
+        if not isinstance(provisioned, dict) or provisioned.get("error"):
+            return
+        settings.update({"license": str(provisioned.get("license") or ""),
+                         "org_id": int(provisioned.get("orgId") or 0), "stack_id": int(provisioned.get("stackId") or 0),
+                         "oncall_token": str(provisioned.get("onCallToken") or "")})
+        self.save_settings(settings)
+
+    def handle_install(self, req, inst: _OnCallInstance, setting):
+        from werkzeug.wrappers import Response
+        if req.method != "POST":
+            return _go_error_response("Method not allowed", 405)
+        if not inst.install_lock.acquire(blocking=False):
+            return _go_error_response("Install is already in progress", 400)
+        try:
+            try:
+                settings = self.settings(setting)
+            except GoError as exc:
+                self.app.log.error("Error getting settings from context", logger="plugin.grafana-oncall-app",
+                                   error=str(exc))
+                return Response(b"", status=200)
+            status, problem = self.health(settings)
+            if problem is not None:
+                return _go_error_response(problem, status)
+            try:
+                data = self.sync_data(settings)
+            except GoError as exc:
+                self.app.log.error("Error getting sync data", logger="plugin.grafana-oncall-app", error=str(exc))
+                return Response(b"", status=200)
+            try:
+                url = go_join_path(settings["oncall_api_url"], "api/internal/v1/plugin/v2/install")
+            except GoError as exc:
+                return _go_error_response(str(exc), 500)
+            try:
+                status, _, _, body = go_http("POST", url, {"Content-Type": "application/json"},
+                                             json.dumps(data, separators=(",", ":")).encode())
+            except GoError as exc:
+                return _go_error_response(str(exc), 500)
+            if status != 200:
+                error: Dict[str, Any] = {"code": 1000, "message": "Install failed check /status for details"}
+                try:
+                    parsed = json.loads(body)
+                except ValueError:
+                    parsed = None
+                if isinstance(parsed, dict) and isinstance(parsed.get("message"), str) and parsed["message"]:
+                    error = {"code": parsed.get("code", 0) if isinstance(parsed.get("code"), int) else 0,
+                             "message": parsed["message"]}
+                    if isinstance(parsed.get("fields"), dict) and parsed["fields"]:
+                        error["fields"] = parsed["fields"]
+                else:
+                    error["message"] = body.decode("utf-8", "replace")
+                return _go_json_response({"onCallError": error})
+            try:
+                provisioned = json.loads(body)
+            except ValueError:
+                return Response(b"", status=200)
+            settings["oncall_token"] = str((provisioned or {}).get("onCallToken") or "")
+            self.save_settings(settings)
+            return Response(b"", status=200)
+        finally:
+            inst.install_lock.release()
+
+    def make_sync(self, inst: _OnCallInstance, setting, force: bool) -> None:
+        """makeSyncRequest; raises GoError."""
+        now = time.time()
+        with inst.users_lock:
+            if inst.sync_lock.locked() or now < inst.sync_locked_until:
+                remaining = max(inst.sync_started + ONCALL_SYNC_LOCK_SECONDS - now, 0)
+                raise GoError("sync already in progress, OnCallSyncCache is locked, remaining time  %.0fs"
+                              % remaining)
+            inst.sync_lock.acquire()
+            inst.sync_started = now
+        try:
+            try:
+                settings = self.settings(setting)
+            except GoError as exc:
+                raise GoError("error getting settings from context: %s " % exc) from None
+            try:
+                data = self.sync_data(settings)
+            except GoError as exc:
+                raise GoError("error getting sync data: %s" % exc) from None
+            if inst.last_sync == data and not force:
+                return
+            import gzip
+            url = go_join_path(settings["oncall_api_url"], "api/internal/v1/plugin/v2/sync")
+            headers = self._oncall_headers(settings)
+            headers.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
+            try:
+                status, _, _, body = go_http("POST", url, headers,
+                                             gzip.compress(json.dumps(data, separators=(",", ":")).encode()))
+            except GoError as exc:
+                raise GoError("error request to oncall: %s" % exc) from None
+            if status != 200:
+                self.app.log.error("sync not ok", logger="plugin.grafana-oncall-app", status=status,
+                                   message=body.decode("utf-8", "replace"))
+            inst.last_sync = data
+        finally:
+            inst.sync_locked_until = time.time() + ONCALL_SYNC_LOCK_SECONDS  # UnlockAfterDelay(5 minutes)
+            inst.sync_lock.release()
+
+    def _sync_async(self, inst: _OnCallInstance, setting, force: bool) -> None:
+        def run():
+            try:
+                self.make_sync(inst, setting, force)
+            except GoError as exc:
+                self.app.log.info("Skipping sync", logger="plugin.grafana-oncall-app", message=str(exc))
+        threading.Thread(target=run, name="oncall-plugin-sync", daemon=True).start()
+
+    def handle_sync(self, req, inst: _OnCallInstance, ident: Identity, setting):
+        from werkzeug.wrappers import Response
+        if req.method != "POST":
+            return _go_error_response("Method not allowed", 405)
+        flags = {}
+        for name in ("wait", "force"):
+            raw = req.args.get(name, "")
+            if raw == "":
+                flags[name] = False
+            elif raw in ("1", "t", "T", "TRUE", "true", "True"):
+                flags[name] = True
+            elif raw in ("0", "f", "F", "FALSE", "false", "False"):
+                flags[name] = False
+            else:
+                return _go_error_response('strconv.ParseBool: parsing "%s": invalid syntax' % raw, 400)
+        if flags["wait"]:
+            try:
+                self.make_sync(inst, setting, flags["force"])
+            except GoError as exc:
+                return _go_error_response(str(exc), 400)
+        else:
+            self._sync_async(inst, setting, flags["force"])
+        return Response(b"", status=200)
+
+    def handle_status(self, req, inst: _OnCallInstance, ident: Identity, setting):
+        if req.method != "GET":
+            return _go_error_response("Method not allowed", 405)
+        try:
+            settings = self.settings(setting)
+        except GoError as exc:
+            return _go_error_response(str(exc), 500)
+        entries = ("settings", "service_account_token", "grafana_url_from_plugin", "grafana_url_from_engine",
+                   "oncall_api_url", "oncall_token")
+        conn = {k: {"ok": False, "error": "Not validated"} for k in entries}
+        status = {"pluginConnection": conn, "license": "", "version": "",
+                  "currently_undergoing_maintenance_message": "", "api_url": ""}
+
+        def ok(key):
+            conn[key] = {"ok": True}
+
+        def bad(key, reason):
+            conn[key] = {"ok": False, "error": reason}
+
+        for field_name, key in (("stackId", "stack_id"), ("orgId", "org_id"), ("license", "license"),
+                                ("onCallApiUrl", "oncall_api_url"), ("grafanaUrl", "grafana_url")):
+            if not settings[key]:
+                bad("settings", "jsonData.%s is not set" % field_name)
+                return _go_json_response(status)
+        ok("settings")
+        # ValidateOnCallConnection
+        code, problem = self.health(settings)
+        if problem is not None:
+            conn["oncall_api_url"] = {"ok": False, "error": "Error checking OnCall API health. %s. Status code: %d"
+                                      % (problem, code)}
+        else:
+            try:
+                url = go_join_path(settings["oncall_api_url"], "api/internal/v1/plugin/v2/status")
+            except GoError as exc:
+                return _go_error_response("error joining path: %s" % exc, 500)
+            try:
+                headers = self._oncall_user_headers(inst, settings, ident)
+            except GoError as exc:
+                return _go_error_response("error setting up request headers: %s " % exc, 500)
+            headers["Content-Type"] = "application/json"
+            try:
+                code, _, _, body = go_http("GET", url, headers)
+            except GoError as exc:
+                return _go_error_response("error request to oncall: %s " % exc, 500)
+            from urllib.parse import urlsplit
+            if code != 200:
+                if code in (401, 403):
+                    bad("oncall_token", "Unauthorized/Forbidden while accessing OnCall engine: %s, status code: "
+                        "%d, check token" % (urlsplit(url).path, code))
+                else:
+                    bad("oncall_api_url", "Unable to connect to OnCall engine: %s, status code: %d"
+                        % (urlsplit(url).path, code))
+            else:
+                ok("oncall_api_url")
+                ok("oncall_token")
+                try:
+                    engine = json.loads(body)
+                    if not isinstance(engine, dict):
+                        raise ValueError("not an object")
+                except ValueError as exc:
+                    return _go_error_response("error unmarshalling OnCallStatus: %s" % exc, 500)
+                to_grafana = engine.get("connection_to_grafana") or {}
+                if to_grafana.get("connected"):
+                    ok("grafana_url_from_engine")
+                else:
+                    bad("grafana_url_from_plugin", "While contacting Grafana: %s from Engine: %s, received status: "
+                        "%d, additional: %s" % (to_grafana.get("url") or "", settings["oncall_api_url"],
+                                                int(to_grafana.get("status_code") or 0),
+                                                to_grafana.get("message") or ""))
+                status.update({"api_url": engine.get("api_url") or "", "license": engine.get("license") or "",
+                               "currently_undergoing_maintenance_message":
+                                   engine.get("currently_undergoing_maintenance_message") or "",
+                               "version": engine.get("version") or ""})
+        # ValidateGrafanaConnectionFromPlugin
+        org_url = go_path_append(settings["grafana_url"], "api/org")
+        try:
+            code, _, _, _ = go_http("GET", org_url, {"Authorization": "Bearer %s" % settings["grafana_token"]})
+        except GoError as exc:
+            return _go_error_response("error making request: %s" % exc, 500)
+        if code == 200:
+            ok("grafana_url_from_plugin")
+            ok("service_account_token")
+        elif code in (401, 403):
+            ok("grafana_url_from_plugin")
+            bad("service_account_token", "Grafana %s, status code %d" % (org_url, code))
+        else:
+            bad("grafana_url_from_plugin", "Grafana %s, status code %d" % (org_url, code))
+        response = _go_json_response(status)
+        if all(conn[k]["ok"] for k in entries):
+            self._sync_async(inst, setting, False)
+        return response
+
+    def proxy(self, req, inst: _OnCallInstance, ident: Identity, setting, path: str):
+        """ProxyRequestToOnCall(w, req, "api/internal/v1/")."""
+        from werkzeug.wrappers import Response
+        body = req.get_data()
+        try:
+            settings = self.settings(setting)
+        except GoError as exc:
+            return _go_error_response(str(exc), 500)
+        try:
+            url = go_join_path(settings["oncall_api_url"], "api/internal/v1/", path)
+        except GoError as exc:
+            return _go_error_response(str(exc), 500)
+        if req.query_string:
+            url += "?" + req.query_string.decode("latin-1")
+        headers = {k: v for k, v in req.headers.items()
+                   if k.lower() not in ("authorization", "cookie", "set-cookie", "host", "content-length",
+                                        "x-grafana-org-id", "connection", "accept-encoding")}
+        try:
+            headers.update(self._oncall_user_headers(inst, settings, ident))
+        except GoError as exc:
+            return _go_error_response(str(exc), 400)
+        if req.method in ("POST", "PUT", "PATCH"):
+            headers["Content-Type"] = "application/json"
+        try:
+            status, _, resp_headers, resp_body = go_http(req.method, url, headers, body if body else None)
+        except GoError as exc:
+            return _go_error_response(str(exc), 400)
+        out = Response(resp_body, status=status)
+        out.headers.clear()
+        for name, values in resp_headers.items():
+            if name.lower() in ("content-length", "transfer-encoding", "connection", "date", "server"):
+                continue
+            for value in values:
+                out.headers.add(name, value)
+        return out
 
 
 DISABLE_PROVENANCE_HEADER = "X-Disable-Provenance"

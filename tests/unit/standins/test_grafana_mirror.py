@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import io
+import json
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import yaml
@@ -78,3 +80,44 @@ def test_tarball_is_a_grafana_home_path_the_standin_runs_from(tmp_path):
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert VERSION in result.stdout
+
+
+# ---- grafana-oncall-app (the OnCall app plugin the role adds with an oncall group) ----------------------------
+
+def role_plugin_url(plugin_id: str, version: str, arch: str) -> str:
+    """roles/grafana/tasks/plugins.yml's default download URL of a plugin, its variables filled in."""
+    text = (REPO_ROOT / "roles" / "grafana" / "tasks" / "plugins.yml").read_text()
+    tasks = yaml.safe_load(text)
+    template = " ".join(tasks[0]["vars"]["__grafana_plugin_url"].split())
+    # the role's template, so that a change there shows up here
+    assert "'https://grafana.com/api/plugins/' ~ __grafana_plugin.id ~ '/versions/' ~ __grafana_plugin.version " \
+           "~ '/download?os=linux&arch=' ~ o11y_arch" in template, template
+    return "https://grafana.com/api/plugins/%s/versions/%s/download?os=linux&arch=%s" % (plugin_id, version, arch)
+
+
+def test_oncall_plugin_zip_at_the_release_and_the_role_urls(tmp_path):
+    out = tmp_path / "mirror"
+    bm.build_mirror(out, only=["grafana-oncall-app"], cache_dir=tmp_path / "cache", stream=io.StringIO())
+    version = DEFAULTS.get("grafana_oncall_plugin_version") or bm.ONCALL_PLUGIN_VERSION
+    assert version == "1.16.9"  # the last OnCall release
+    release = bm.url_to_path(out, "https://storage.googleapis.com/grafana-oncall-app/releases/"
+                                  "grafana-oncall-app-%s.zip" % version)
+    digest = hashlib.sha256(release.read_bytes()).hexdigest()
+    assert bm.url_to_path(out, bm.ONCALL_PLUGIN_RELEASE_URL.format(version=version) + ".sha256").read_text() \
+        == digest + "\n"
+    for arch in bm.ARCHES:  # one "any" package: the same bytes for every os/arch, so one pinned checksum
+        mirrored = bm.url_to_path(out, role_plugin_url("grafana-oncall-app", version, arch))
+        assert hashlib.sha256(mirrored.read_bytes()).hexdigest() == digest
+    with zipfile.ZipFile(release) as zf:
+        names = set(zf.namelist())
+        meta = json.loads(zf.read("grafana-oncall-app/plugin.json"))
+        modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in zf.infolist()}
+    assert all(n.startswith("grafana-oncall-app/") for n in names)
+    assert meta == standin.oncall_plugin_json(version)
+    assert (meta["id"], meta["type"], meta["backend"], meta["executable"], meta["info"]["version"]) == (
+        "grafana-oncall-app", "app", True, "gpx_grafana_oncall_app", version)
+    for platform in ("linux_amd64", "linux_arm64"):
+        assert modes["grafana-oncall-app/gpx_grafana_oncall_app_" + platform] == 0o755
+    # deterministic: a rebuild rewrites nothing
+    again = bm.build_mirror(out, only=["grafana-oncall-app"], cache_dir=tmp_path / "cache", stream=io.StringIO())
+    assert again.written == []
