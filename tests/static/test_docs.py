@@ -118,8 +118,8 @@ def test_uninstall_covers_every_component_with_the_role_defaults() -> None:
             components += [c["component"] for c in task["vars"]["common_uninstall_components"]]
     missing = set(COMPONENT_ROLES) - set(components)
     assert not missing, f"roles without a play in playbooks/uninstall.yml: {sorted(missing)}"
-    # Reverse deploy order: the storage layer goes last.
-    assert components[-1] == "minio" and components[0] == "grafana", components
+    # Reverse deploy order: OnCall first, the storage layer last.
+    assert components[-1] == "minio" and components[0] == "oncall", components
 
     # Role defaults are not loaded in that playbook: its fallbacks must be the roles' defaults.
     fallbacks = re.findall(r"\b(([a-z]+)_[a-z_]+) \| default\(('[^']*'|\[[^\]]*\])\)", text)
