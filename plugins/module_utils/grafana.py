@@ -30,13 +30,20 @@ import copy
 import http.client
 import json
 import re
-import socket
 import ssl
 from urllib.error import HTTPError, URLError
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
+
+from ansible_collections.o11y.stack.plugins.module_utils.http_api import (
+    ApiError,
+    base_url_problem,
+    connection_problem,
+    quote_path,
+    run_api_module,
+)
 
 TESTED_GRAFANA_VERSION = "13.2.3"
 
@@ -96,23 +103,7 @@ def run_grafana_module(module, present, absent=None):
 
     A failed API call ends the module with Grafana's error text and what to fix.
     """
-    try:
-        client = GrafanaClient(module.params)
-        if absent is not None and module.params.get("state") == "absent":
-            result = absent(module, client)
-        else:
-            result = present(module, client)
-    except GrafanaError as err:
-        module.fail_json(**err.fail_kwargs())
-    module.exit_json(**result)
-
-
-def diff_result(changed, before, after, **values):
-    """A module result: ``changed``, the ``diff`` from *before* to *after* and the module's return *values*."""
-    result = {"changed": changed}
-    result.update(values)
-    result["diff"] = {"before": before, "after": after}
-    return result
+    run_api_module(module, lambda m: GrafanaClient(m.params), GrafanaError, present, absent)
 
 
 def secure_fields_to_send(secure, stored, secure_update, creating=False):
@@ -137,16 +128,8 @@ def uid_problem(uid, what="uid"):
     return None
 
 
-class GrafanaError(Exception):
+class GrafanaError(ApiError):
     """A Grafana API call failed; ``message`` says what happened and what to fix."""
-
-    def __init__(self, message, status=None, method=None, path=None, body=None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.method = method
-        self.path = path
-        self.body = body
 
     @property
     def api_message(self):
@@ -155,42 +138,15 @@ class GrafanaError(Exception):
             return self.body.get("message")
         return None
 
-    def fail_kwargs(self):
-        """Keyword arguments for ``module.fail_json``."""
-        result = {"msg": self.message}
-        if self.status is not None:
-            result["http_status"] = self.status
-        if self.method:
-            result["request"] = f"{self.method} {self.path}"
-        if self.body is not None:
-            result["response"] = self.body
-        return result
-
 
 def validate_grafana_url(url):
     """An error message for an unusable grafana_url, or None."""
-    if not url:
-        return "grafana_url must not be empty; set it to Grafana's URL, for example http://grafana.example.com:3000"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return f"grafana_url must be an http:// or https:// URL such as http://grafana.example.com:3000, got {url!r}"
-    if parts.username or parts.password:
-        return "grafana_url must not contain credentials; use grafana_token or grafana_user/grafana_password"
-    if parts.query or parts.fragment:
-        return f"grafana_url must not contain a query or fragment, got {url!r}"
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return f"grafana_url has an invalid port: {url!r}"
-    return None
+    return base_url_problem(url, "grafana_url", "Grafana's URL", "http://grafana.example.com:3000",
+                            "use grafana_token or grafana_user/grafana_password")
 
 
-def _reason_text(reason):
-    if isinstance(reason, (socket.timeout, TimeoutError)):
-        return "timed out"
-    if isinstance(reason, OSError) and reason.strerror:
-        return reason.strerror
-    return str(reason)
+_CONNECTION_WORDING = {"service": "Grafana", "certificate": "Grafana's", "server": "Grafana",
+                       "health": "GET /api/health", "option": "grafana_url", "running": "Grafana"}
 
 
 class GrafanaClient:
@@ -340,18 +296,8 @@ class GrafanaClient:
         return GrafanaError(message, status=status, method=method, path=path, body=body)
 
     def _connection_error(self, exc, method, path):
-        reason = getattr(exc, "reason", exc)
-        if isinstance(reason, ssl.SSLError) or isinstance(exc, ssl.SSLError) or "CERTIFICATE" in str(reason).upper():
-            message = (f"TLS error talking to Grafana at {self.base_url}: {_reason_text(reason)}. Set ca_path to the CA "
-                       "that signed Grafana's certificate, validate_certs=false for a test setup, or use http:// "
-                       "if Grafana does not serve TLS")
-        elif isinstance(reason, (socket.timeout, TimeoutError)) or "timed out" in str(reason):
-            message = (f"Grafana at {self.base_url} did not answer {method} {path} within {self.timeout}s; check that "
-                       "Grafana is healthy (GET /api/health) or raise timeout")
-        else:
-            message = (f"cannot reach Grafana at {self.base_url} ({method} {path}): {_reason_text(reason)}. Check "
-                       "grafana_url and that Grafana is running and listening there")
-        return GrafanaError(message, method=method, path=path)
+        return GrafanaError(connection_problem(exc, method, path, self.base_url, self.timeout, _CONNECTION_WORDING),
+                            method=method, path=path)
 
     def get(self, path, query=None, missing_ok=False):
         return self.request("GET", path, query=query, missing_ok=missing_ok)
@@ -375,7 +321,7 @@ class GrafanaClient:
 
     def folder_by_uid(self, uid):
         """The folder (GET /api/folders/:uid) or None."""
-        return self.get("/api/folders/" + quote(uid, safe=""), missing_ok=True)
+        return self.get("/api/folders/" + quote_path(uid), missing_ok=True)
 
     def folders_by_title(self, title, parent_uid=None):
         """Folders whose title is exactly *title* (optionally under *parent_uid*; "" = top level)."""
@@ -454,8 +400,3 @@ class GrafanaClient:
         when the stored tree has a provenance, and the reset tree has none anyway.
         """
         return self.request("DELETE", POLICIES_PATH)
-
-
-def quote_path(value):
-    """Quote one path segment for a URL."""
-    return quote(str(value), safe="")

@@ -30,14 +30,20 @@ import copy
 import http.client
 import json
 import re
-import socket
 import ssl
 from urllib.error import HTTPError, URLError
-from urllib.parse import quote, urlsplit
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.yaml import HAS_YAML, yaml_dump, yaml_load
 from ansible.module_utils.urls import open_url
+
+from ansible_collections.o11y.stack.plugins.module_utils.http_api import (
+    ApiError,
+    base_url_problem,
+    connection_problem,
+    quote_path,
+    run_api_module,
+)
 
 TESTED_MIMIR_VERSION = "3.1.1"
 
@@ -105,23 +111,7 @@ def run_mimir_module(module, present, absent=None, secrets=()):
 
     A failed API call ends the module with Mimir's error text (without *secrets*) and what to fix.
     """
-    try:
-        client = MimirClient(module.params, secrets=secrets)
-        if absent is not None and module.params.get("state") == "absent":
-            result = absent(module, client)
-        else:
-            result = present(module, client)
-    except MimirError as err:
-        module.fail_json(**err.fail_kwargs())
-    module.exit_json(**result)
-
-
-def diff_result(changed, before, after, **values):
-    """A module result: ``changed``, the ``diff`` from *before* to *after* and the module's return *values*."""
-    result = {"changed": changed}
-    result.update(values)
-    result["diff"] = {"before": before, "after": after}
-    return result
+    run_api_module(module, lambda m: MimirClient(m.params, secrets=secrets), MimirError, present, absent)
 
 
 # -- YAML and durations -----------------------------------------------------------------------
@@ -248,45 +238,14 @@ def scrub(text, secrets=()):
 
 # -- errors ------------------------------------------------------------------------------------
 
-class MimirError(Exception):
+class MimirError(ApiError):
     """A Mimir API call failed; ``message`` says what happened and what to fix."""
-
-    def __init__(self, message, status=None, method=None, path=None, body=None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.method = method
-        self.path = path
-        self.body = body
-
-    def fail_kwargs(self):
-        """Keyword arguments for ``module.fail_json``."""
-        result = {"msg": self.message}
-        if self.status is not None:
-            result["http_status"] = self.status
-        if self.method:
-            result["request"] = f"{self.method} {self.path}"
-        if self.body is not None:
-            result["response"] = self.body
-        return result
 
 
 def validate_mimir_url(url):
     """An error message for an unusable mimir_url, or None."""
-    if not url:
-        return "mimir_url must not be empty; set it to Mimir's HTTP address, for example http://mimir.example.com:9009"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return f"mimir_url must be an http:// or https:// URL such as http://mimir.example.com:9009, got {url!r}"
-    if parts.username or parts.password:
-        return "mimir_url must not contain credentials; use mimir_user/mimir_password or mimir_token"
-    if parts.query or parts.fragment:
-        return f"mimir_url must not contain a query or fragment, got {url!r}"
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return f"mimir_url has an invalid port: {url!r}"
-    return None
+    return base_url_problem(url, "mimir_url", "Mimir's HTTP address", "http://mimir.example.com:9009",
+                            "use mimir_user/mimir_password or mimir_token")
 
 
 def tenant_problem(tenant):
@@ -305,14 +264,6 @@ def tenant_problem(tenant):
     return None
 
 
-def _reason_text(reason):
-    if isinstance(reason, (socket.timeout, TimeoutError)):
-        return "timed out"
-    if isinstance(reason, OSError) and reason.strerror:
-        return reason.strerror
-    return str(reason)
-
-
 def _status_text(body):
     """Mimir's own error text from a response body (plain text, or the JSON of the Prometheus-style handlers)."""
     if isinstance(body, dict):
@@ -323,6 +274,10 @@ def _status_text(body):
 
 
 # -- the client --------------------------------------------------------------------------------
+
+_CONNECTION_WORDING = {"service": "Mimir", "certificate": "the", "server": "Mimir", "health": "GET /ready",
+                       "option": "mimir_url", "running": "Mimir"}
+
 
 class MimirClient:
     """A small client for Mimir's configuration APIs.
@@ -452,18 +407,8 @@ class MimirClient:
         return MimirError(message, status=status, method=method, path=path, body=body)
 
     def _connection_error(self, exc, method, path):
-        reason = getattr(exc, "reason", exc)
-        if isinstance(reason, ssl.SSLError) or isinstance(exc, ssl.SSLError) or "CERTIFICATE" in str(reason).upper():
-            message = (f"TLS error talking to Mimir at {self.base_url}: {_reason_text(reason)}. Set ca_path to the CA "
-                       "that signed the certificate, validate_certs=false for a test setup, or use http:// if Mimir "
-                       "does not serve TLS")
-        elif isinstance(reason, (socket.timeout, TimeoutError)) or "timed out" in str(reason):
-            message = (f"Mimir at {self.base_url} did not answer {method} {path} within {self.timeout}s; check that "
-                       "Mimir is healthy (GET /ready) or raise timeout")
-        else:
-            message = (f"cannot reach Mimir at {self.base_url} ({method} {path}): {_reason_text(reason)}. Check "
-                       "mimir_url and that Mimir is running and listening there")
-        return MimirError(message, method=method, path=path)
+        return MimirError(connection_problem(exc, method, path, self.base_url, self.timeout, _CONNECTION_WORDING),
+                          method=method, path=path)
 
     def _yaml_answer(self, text, method, path):
         try:
@@ -545,6 +490,5 @@ class MimirClient:
         return status != 404
 
 
-def quote_segment(value):
-    """Percent-encode one path segment (RFC 3986; ``/`` becomes ``%2F`` as Mimir's ruler API expects)."""
-    return quote(str(value), safe="")
+# Mimir's ruler API takes RFC 3986 segments, "/" as %2F: the shared path-segment quoting.
+quote_segment = quote_path

@@ -30,13 +30,20 @@ from __future__ import annotations
 import copy
 import http.client
 import json
-import socket
 import ssl
 from urllib.error import HTTPError, URLError
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
+
+from ansible_collections.o11y.stack.plugins.module_utils.http_api import (
+    ApiError,
+    base_url_problem,
+    connection_problem,
+    quote_path,
+    run_api_module,
+)
 
 TESTED_ONCALL_VERSION = "1.16.9"
 
@@ -70,23 +77,7 @@ def run_oncall_module(module, present, absent=None):
 
     A failed API call ends the module with the engine's error text and what to fix.
     """
-    try:
-        client = OnCallClient(module.params)
-        if absent is not None and module.params.get("state") == "absent":
-            result = absent(module, client)
-        else:
-            result = present(module, client)
-    except OnCallError as err:
-        module.fail_json(**err.fail_kwargs())
-    module.exit_json(**result)
-
-
-def diff_result(changed, before, after, **values):
-    """A module result: ``changed``, the ``diff`` from *before* to *after* and the module's return *values*."""
-    result = {"changed": changed}
-    result.update(values)
-    result["diff"] = {"before": before, "after": after}
-    return result
+    run_api_module(module, lambda m: OnCallClient(m.params), OnCallError, present, absent)
 
 
 def api_error_text(body):
@@ -111,58 +102,18 @@ def api_error_text(body):
     return ""
 
 
-class OnCallError(Exception):
+class OnCallError(ApiError):
     """An OnCall API call failed; ``message`` says what happened and what to fix."""
-
-    def __init__(self, message, status=None, method=None, path=None, body=None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.method = method
-        self.path = path
-        self.body = body
-
-    def fail_kwargs(self):
-        """Keyword arguments for ``module.fail_json``."""
-        result = {"msg": self.message}
-        if self.status is not None:
-            result["http_status"] = self.status
-        if self.method:
-            result["request"] = f"{self.method} {self.path}"
-        if self.body is not None:
-            result["response"] = self.body
-        return result
 
 
 def validate_oncall_url(url, option="oncall_url"):
     """An error message for an unusable engine URL, or None."""
-    if not url:
-        return f"{option} must not be empty; set it to the OnCall engine's URL, for example http://oncall.example.com:8080"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return f"{option} must be an http:// or https:// URL such as http://oncall.example.com:8080, got {url!r}"
-    if parts.username or parts.password:
-        return f"{option} must not contain credentials; the API token goes in oncall_api_token"
-    if parts.query or parts.fragment:
-        return f"{option} must not contain a query or fragment, got {url!r}"
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return f"{option} has an invalid port: {url!r}"
-    return None
+    return base_url_problem(url, option, "the OnCall engine's URL", "http://oncall.example.com:8080",
+                            "the API token goes in oncall_api_token")
 
 
-def _reason_text(reason):
-    if isinstance(reason, (socket.timeout, TimeoutError)):
-        return "timed out"
-    if isinstance(reason, OSError) and reason.strerror:
-        return reason.strerror
-    return str(reason)
-
-
-def quote_path(value):
-    """Quote one path segment for a URL."""
-    return quote(str(value), safe="")
+_CONNECTION_WORDING = {"service": "OnCall", "certificate": "the engine's", "server": "the engine",
+                       "health": "GET /health/", "option": "oncall_url", "running": "the OnCall engine"}
 
 
 class OnCallClient:
@@ -297,18 +248,8 @@ class OnCallClient:
         return OnCallError(message, status=status, method=method, path=path, body=body)
 
     def _connection_error(self, exc, method, path):
-        reason = getattr(exc, "reason", exc)
-        if isinstance(reason, ssl.SSLError) or isinstance(exc, ssl.SSLError) or "CERTIFICATE" in str(reason).upper():
-            message = (f"TLS error talking to OnCall at {self.base_url}: {_reason_text(reason)}. Set ca_path to the "
-                       "CA that signed the engine's certificate, validate_certs=false for a test setup, or use "
-                       "http:// if the engine does not serve TLS")
-        elif isinstance(reason, (socket.timeout, TimeoutError)) or "timed out" in str(reason):
-            message = (f"OnCall at {self.base_url} did not answer {method} {path} within {self.timeout}s; check that "
-                       "the engine is healthy (GET /health/) or raise timeout")
-        else:
-            message = (f"cannot reach OnCall at {self.base_url} ({method} {path}): {_reason_text(reason)}. Check "
-                       "oncall_url and that the OnCall engine is running and listening there")
-        return OnCallError(message, method=method, path=path)
+        return OnCallError(connection_problem(exc, method, path, self.base_url, self.timeout, _CONNECTION_WORDING),
+                           method=method, path=path)
 
     def get(self, path, query=None, missing_ok=False):
         return self.request("GET", path, query=query, missing_ok=missing_ok)

@@ -221,10 +221,10 @@ diff:
 
 import copy
 
+from ansible_collections.o11y.stack.plugins.module_utils.http_api import diff_result
 from ansible_collections.o11y.stack.plugins.module_utils.grafana import (
     REDACTED,
     GrafanaError,
-    diff_result,
     grafana_module,
     run_grafana_module,
     secure_fields_to_send,

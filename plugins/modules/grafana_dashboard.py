@@ -196,9 +196,9 @@ import json
 from functools import partial
 
 from ansible.module_utils.common.text.converters import to_text
+from ansible_collections.o11y.stack.plugins.module_utils.http_api import diff_result
 from ansible_collections.o11y.stack.plugins.module_utils.grafana import (
     GrafanaError,
-    diff_result,
     grafana_module,
     quote_path,
     run_grafana_module,

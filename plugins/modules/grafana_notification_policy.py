@@ -188,8 +188,8 @@ import copy
 import re
 
 from ansible.module_utils.parsing.convert_bool import boolean
+from ansible_collections.o11y.stack.plugins.module_utils.http_api import diff_result
 from ansible_collections.o11y.stack.plugins.module_utils.grafana import (
-    diff_result,
     grafana_module,
     run_grafana_module,
 )

@@ -132,9 +132,9 @@ diff:
 
 import copy
 
+from ansible_collections.o11y.stack.plugins.module_utils.http_api import diff_result
 from ansible_collections.o11y.stack.plugins.module_utils.grafana import (
     GrafanaError,
-    diff_result,
     grafana_module,
     quote_path,
     run_grafana_module,

@@ -147,8 +147,8 @@ diff:
       type: dict
 """
 
+from ansible_collections.o11y.stack.plugins.module_utils.http_api import diff_result
 from ansible_collections.o11y.stack.plugins.module_utils.grafana import (
-    diff_result,
     grafana_module,
     run_grafana_module,
 )

@@ -168,9 +168,9 @@ diff:
       type: dict
 """
 
+from ansible_collections.o11y.stack.plugins.module_utils.http_api import diff_result
 from ansible_collections.o11y.stack.plugins.module_utils.mimir import (
     MimirError,
-    diff_result,
     from_yaml,
     mimir_module,
     normalise_yaml_data,

@@ -202,11 +202,11 @@ diff:
 
 import re
 
+from ansible_collections.o11y.stack.plugins.module_utils.http_api import diff_result
 from ansible_collections.o11y.stack.plugins.module_utils.mimir import (
     DEFAULT_PROMETHEUS_PREFIX,
     MimirError,
     canonical_duration,
-    diff_result,
     mimir_module,
     run_mimir_module,
 )

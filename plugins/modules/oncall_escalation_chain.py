@@ -193,9 +193,9 @@ diff:
 import copy
 import re
 
+from ansible_collections.o11y.stack.plugins.module_utils.http_api import diff_result
 from ansible_collections.o11y.stack.plugins.module_utils.oncall import (
     OnCallError,
-    diff_result,
     oncall_module,
     quote_path,
     run_oncall_module,

@@ -165,8 +165,8 @@ diff:
 
 import copy
 
+from ansible_collections.o11y.stack.plugins.module_utils.http_api import diff_result
 from ansible_collections.o11y.stack.plugins.module_utils.oncall import (
-    diff_result,
     oncall_module,
     quote_path,
     run_oncall_module,

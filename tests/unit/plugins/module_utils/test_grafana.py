@@ -7,10 +7,10 @@ import threading
 import time
 
 import pytest
+from ansible_collections.o11y.stack.plugins.module_utils.http_api import diff_result
 from ansible_collections.o11y.stack.plugins.module_utils.grafana import (
     GrafanaClient,
     GrafanaError,
-    diff_result,
     grafana_argument_spec,
     grafana_module,
     run_grafana_module,

@@ -7,13 +7,13 @@ import base64
 import time
 
 import pytest
+from ansible_collections.o11y.stack.plugins.module_utils.http_api import diff_result
 from ansible_collections.o11y.stack.plugins.module_utils.mimir import (
     REDACTED,
     REDACTED_CHANGED,
     MimirClient,
     MimirError,
     canonical_duration,
-    diff_result,
     format_model_duration,
     mimir_argument_spec,
     mimir_module,
