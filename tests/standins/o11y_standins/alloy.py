@@ -45,6 +45,7 @@ Behaves like Alloy 1.18.1 where the collection touches it:
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import glob
 import gzip
@@ -62,6 +63,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import alloy_syntax as syn
 from . import framework as fw
+from . import grpc_h2c
+from . import otlp
+from . import wire
 from .alloy_syntax import (ANY_T, BOOL_T, BYTES_T, DURATION_T, INT_T, NUMBER_T, OPAQUE, SECRET_T, STRING_T,
                            STRINGS_T, TARGETS_T, Attr, BlockRef, CapsuleOf, Enum, ListOf, MapOf, Nullable, Regex,
                            spec)
@@ -863,87 +867,430 @@ def apply_relabel(labels: Dict[str, str], rules: List[Dict[str, Any]]) -> Option
 
 
 # ---------------------------------------------------------------------------
-# OTLP payloads (protobuf wire format walk, or OTLP/JSON)
+# the component graph at run time: receivers -> processors -> exporters
 # ---------------------------------------------------------------------------
 
-def _pb_fields(data: bytes):
-    """(field number, wire type, value) of one protobuf message; raises ValueError."""
-    i = 0
-    n = len(data)
+GRPC_EXPORT = {"traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+               "logs": "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+               "metrics": "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"}
+GRPC_SIGNAL = {m: s for s, m in GRPC_EXPORT.items()}
+ITEM_NAME = {"traces": "spans", "logs": "log_records", "metrics": "metric_points"}
+# what the collector's exporters expect to be retried (HTTP); other 4xx are permanent
+RETRYABLE_HTTP = (429, 502, 503, 504)
 
-    def varint():
-        nonlocal i
-        shift = result = 0
-        while True:
-            if i >= n:
-                raise ValueError("truncated varint")
-            b = data[i]
-            i += 1
-            result |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return result
-            shift += 7
-            if shift > 63:
-                raise ValueError("varint overflow")
+# OTLP unit -> Prometheus unit words (otlptranslator's unit maps, common entries)
+UNIT_WORDS = {"d": "days", "h": "hours", "min": "minutes", "s": "seconds", "ms": "milliseconds",
+              "us": "microseconds", "ns": "nanoseconds", "By": "bytes", "KiBy": "kibibytes", "MiBy": "mebibytes",
+              "GiBy": "gibibytes", "TiBy": "tibibytes", "KBy": "kilobytes", "MBy": "megabytes", "GBy": "gigabytes",
+              "TBy": "terabytes", "m": "meters", "V": "volts", "A": "amperes", "J": "joules", "W": "watts",
+              "g": "grams", "Cel": "celsius", "Hz": "hertz", "%": "percent"}
+PER_UNIT_WORDS = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week", "mo": "month", "y": "year"}
 
-    while i < n:
-        key = varint()
-        fnum, wtype = key >> 3, key & 7
-        if wtype == 0:
-            yield fnum, wtype, varint()
-        elif wtype == 1:
-            i += 8
-            yield fnum, wtype, None
-        elif wtype == 2:
-            ln = varint()
-            if i + ln > n:
-                raise ValueError("truncated length-delimited field")
-            yield fnum, wtype, data[i:i + ln]
-            i += ln
-        elif wtype == 5:
-            i += 4
-            yield fnum, wtype, None
+
+def prometheus_metric_name(name: str, unit: str, gauge: bool, monotonic: bool, suffixes: bool = True) -> str:
+    """otlptranslator's BuildCompliantMetricName: tokens of the name, unit words and _total/_ratio appended."""
+    if not suffixes:
+        out = re.sub(r"[^a-zA-Z0-9_:]", "_", name)
+        return "_" + out if out[:1].isdigit() else out
+    tokens = [t for t in re.split(r"[^a-zA-Z0-9:]+", name) if t]
+    unit = re.sub(r"\{[^}]*\}", "", unit or "").strip()
+    main, _, per = unit.partition("/")
+    main_word = UNIT_WORDS.get(main, main if main != "1" else "")
+    per_word = PER_UNIT_WORDS.get(per, per)
+    for word in ([w for w in re.split(r"[^a-zA-Z0-9]+", main_word) if w] if main_word else []):
+        if word not in tokens:
+            tokens.append(word)
+    if per_word:
+        tokens += [t for t in ("per", per_word) if t not in tokens] if "per" not in tokens else []
+    if monotonic:
+        tokens = [t for t in tokens if t != "total"] + ["total"]
+    if gauge and unit == "1" and "ratio" not in tokens:
+        tokens.append("ratio")
+    out = "_".join(tokens)
+    return "_" + out if out[:1].isdigit() else out
+
+
+def prometheus_label_name(name: str) -> str:
+    out = re.sub(r"[^a-zA-Z0-9_]", "_", name)
+    if out[:1].isdigit():
+        return "key_" + out
+    return out
+
+
+def otlp_to_samples(doc: Dict[str, Any], args: Dict[str, Any]) -> List[Tuple[Dict[str, str], float, int]]:
+    """otelcol.exporter.prometheus: gauge and sum data points as (labels, value, ms timestamp).
+
+    ``job`` is service.namespace/service.name, ``instance`` service.instance.id, data point attributes become
+    labels, and the scope adds otel_scope_name/otel_scope_version (include_scope_labels, on by default);
+    other resource attributes go to one ``target_info`` series (include_target_info, on by default).
+    Histograms, summaries and exponential histograms are not converted by this stand-in.
+    """
+    suffixes = args.get("add_metric_suffixes", True)
+    out: List[Tuple[Dict[str, str], float, int]] = []
+    for res in doc.get("resourceMetrics") or []:
+        rattrs = otlp.attributes((res.get("resource") or {}).get("attributes"))
+        service = otlp.string_value(rattrs.get("service.name", ""))
+        namespace = otlp.string_value(rattrs.get("service.namespace", ""))
+        base: Dict[str, str] = {}
+        if service:
+            base["job"] = "%s/%s" % (namespace, service) if namespace else service
+        if rattrs.get("service.instance.id") not in (None, ""):
+            base["instance"] = otlp.string_value(rattrs["service.instance.id"])
+        latest = 0
+        for scope_metrics in res.get("scopeMetrics") or []:
+            scope = scope_metrics.get("scope") or {}
+            scope_labels: Dict[str, str] = {}
+            if args.get("include_scope_labels", True):
+                if scope.get("name"):
+                    scope_labels["otel_scope_name"] = scope["name"]
+                if scope.get("version"):
+                    scope_labels["otel_scope_version"] = scope["version"]
+            for metric in scope_metrics.get("metrics") or []:
+                if isinstance(metric.get("gauge"), dict):
+                    points, gauge, monotonic = metric["gauge"].get("dataPoints") or [], True, False
+                elif isinstance(metric.get("sum"), dict):
+                    monotonic = bool(metric["sum"].get("isMonotonic"))
+                    points, gauge = metric["sum"].get("dataPoints") or [], not monotonic
+                else:
+                    continue
+                name = prometheus_metric_name(metric.get("name", ""), metric.get("unit", ""), gauge, monotonic,
+                                              suffixes)
+                for point in points:
+                    labels = {prometheus_label_name(k): otlp.string_value(v)
+                              for k, v in otlp.attributes(point.get("attributes")).items()}
+                    labels.update(scope_labels)
+                    labels.update(base)
+                    labels["__name__"] = name
+                    value = float(point["asDouble"]) if "asDouble" in point else float(int(point.get("asInt", 0)))
+                    ts = int(point.get("timeUnixNano") or 0) // 1_000_000 or int(time.time() * 1000)
+                    latest = max(latest, ts)
+                    out.append((labels, value, ts))
+        others = {k: v for k, v in rattrs.items() if k not in ("service.name", "service.namespace",
+                                                                "service.instance.id")}
+        if others and latest and args.get("include_target_info", True):
+            info = {prometheus_label_name(k): otlp.string_value(v) for k, v in others.items()}
+            info.update(base)
+            info["__name__"] = "target_info"
+            out.append((info, 1.0, latest))
+    return out
+
+
+def remote_write_request(samples: List[Tuple[Dict[str, str], float, int]]) -> bytes:
+    """prometheus.WriteRequest (remote write 1.0): timeseries(1){labels(1){name, value}, samples(2){value, ts}}."""
+    body = bytearray()
+    for labels, value, ts in samples:
+        series = b"".join(wire.field_bytes(1, wire.field_str(1, k) + wire.field_str(2, v))
+                          for k, v in sorted(labels.items()))
+        series += wire.field_bytes(2, wire.field_double(1, value) + wire.field_varint(2, ts))
+        body += wire.field_bytes(1, series)
+    return bytes(body)
+
+
+class SendError(Exception):
+    def __init__(self, message: str, retryable: bool = True):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def http_send(url: str, body: bytes, headers: Dict[str, str], timeout: float = 5.0) -> None:
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            resp.read()
+    except urllib.error.HTTPError as exc:
+        text = exc.read()[:512].decode("utf-8", "replace").strip()
+        raise SendError("server returned HTTP status %d %s: %s" % (exc.code, exc.reason, text),
+                        exc.code in RETRYABLE_HTTP or exc.code >= 500) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise SendError('Post "%s": %s' % (url, reason)) from None
+
+
+class Exporter:
+    """An exporter's sending queue: a worker thread sends each batch, retrying with exponential backoff
+    (retry_on_failure / queue_config backoff) until it succeeds, fails permanently or runs out of time."""
+
+    def __init__(self, runner: "Runner", comp: "Component"):
+        self.runner = runner
+        self.comp = comp
+        self.id = comp.id
+        name = comp.cdef.name
+        a = comp.args
+        retry = a.get("retry_on_failure") or {}
+        if name == "prometheus.remote_write":
+            qc = (a.get("endpoint") or [{}])[0].get("queue_config") or {}
+            self.initial = fw.parse_go_duration(qc.get("min_backoff", "30ms"))
+            self.max_interval = fw.parse_go_duration(qc.get("max_backoff", "5s"))
+            self.max_elapsed = 300.0
+            self.enabled = True
         else:
-            raise ValueError("unsupported wire type %d" % wtype)
-        if i > n:
-            raise ValueError("truncated message")
+            self.initial = fw.parse_go_duration(retry.get("initial_interval", "5s"))
+            self.max_interval = fw.parse_go_duration(retry.get("max_interval", "30s"))
+            self.max_elapsed = fw.parse_go_duration(retry.get("max_elapsed_time", "5m"))
+            self.enabled = retry.get("enabled", True)
+        self.multiplier = float(retry.get("multiplier", 1.5)) if name != "prometheus.remote_write" else 2.0
+        self.pending: List[List[Any]] = []  # [due, first attempt, interval, signal, payload, items]
+        self.cond = threading.Condition()
+        self.stopped = False
+        self.thread = threading.Thread(target=self._loop, name="export-" + self.id, daemon=True)
+        self.thread.start()
+
+    def key(self):
+        return self.comp.cdef.name, repr(self.comp.args)
+
+    def enqueue(self, sig: str, payload: Any, items: int) -> None:
+        with self.cond:
+            now = time.monotonic()
+            self.pending.append([now, now, self.initial, sig, payload, items])
+            self.cond.notify()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self.cond:
+                while not self.stopped:
+                    now = time.monotonic()
+                    due = [p for p in self.pending if p[0] <= now]
+                    if due:
+                        job = min(due, key=lambda p: p[0])
+                        self.pending.remove(job)
+                        break
+                    wait = min((p[0] for p in self.pending), default=now + 1.0) - now
+                    self.cond.wait(max(0.01, wait))
+                if self.stopped:
+                    return
+            self._attempt(job)
+
+    def _attempt(self, job: List[Any]) -> None:
+        _due, first, interval, sig, payload, items = job
+        try:
+            self.send(sig, payload)
+        except SendError as exc:
+            elapsed = time.monotonic() - first
+            if exc.retryable and self.enabled and elapsed + interval <= self.max_elapsed:
+                self.retried(sig, items, str(exc), interval)
+                job[0] = time.monotonic() + interval
+                job[2] = min(interval * self.multiplier, self.max_interval)
+                with self.cond:
+                    self.pending.append(job)
+                return
+            self.failed(sig, items, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - a sender bug must not kill the queue
+            self.failed(sig, items, str(exc))
+            return
+        self.sent(sig, payload, items)
+
+    # -- per exporter ---------------------------------------------------------
+    def _labels(self) -> Dict[str, str]:
+        return {"component_id": self.id, "component_path": "/"}
+
+    def send(self, sig: str, payload: Any) -> None:
+        raise NotImplementedError
+
+    def sent(self, sig: str, payload: Any, items: int) -> None:
+        self.runner.metrics.inc("otelcol_exporter_sent_%s_total" % ITEM_NAME[sig],
+                                "Number of %s successfully sent to destination." % ITEM_NAME[sig].replace("_", " "),
+                                items, self._labels())
+
+    def retried(self, sig: str, items: int, err: str, interval: float) -> None:
+        self.runner.log.warn("Exporting failed. Will retry the request after interval.", component_path="/",
+                             component_id=self.id, error=err, interval=fw.format_go_duration(interval))
+
+    def failed(self, sig: str, items: int, err: str) -> None:
+        self.runner.metrics.inc("otelcol_exporter_send_failed_%s_total" % ITEM_NAME[sig],
+                                "Number of %s in failed attempts to send to destination." %
+                                ITEM_NAME[sig].replace("_", " "), items, self._labels())
+        self.runner.log.error("Exporting failed. Dropping data.", component_path="/", component_id=self.id,
+                              error=err, dropped_items=items)
 
 
-def _pb_children(data: bytes, fnum: int) -> List[bytes]:
-    return [v for f, w, v in _pb_fields(data) if f == fnum and w == 2]
+def _client_headers(client: Dict[str, Any]) -> Dict[str, str]:
+    return {str(k): str(v) for k, v in (client.get("headers") or {}).items()}
 
 
-def count_otlp_protobuf(signal_name: str, data: bytes) -> int:
-    total = 0
-    for res in _pb_children(data, 1):          # resource_spans / resource_metrics / resource_logs
-        for scope in _pb_children(res, 2):     # scope_spans / scope_metrics / scope_logs
-            items = _pb_children(scope, 2)     # spans / metrics / log_records
-            if signal_name != "metrics":
-                total += len(items)
-                continue
-            for metric in items:               # data points of gauge(5) sum(7) histogram(9) exp(10) summary(11)
-                for f, w, v in _pb_fields(metric):
-                    if f in (5, 7, 9, 10, 11) and w == 2:
-                        total += len(_pb_children(v, 1))
-    return total
+class OTLPGrpcExporter(Exporter):
+    """otelcol.exporter.otlp: Export calls over gRPC; cleartext only (``tls { insecure = true }``)."""
+
+    def send(self, sig: str, payload: Any) -> None:
+        client = self.comp.args["client"]
+        endpoint = re.sub(r"^(dns:///|https?://)", "", client["endpoint"])
+        if not (client.get("tls") or {}).get("insecure", False):
+            raise SendError('rpc error: code = Unavailable desc = connection error: desc = "transport: '
+                            'authentication handshake failed: tls: first record does not look like a TLS handshake"')
+        timeout = fw.parse_go_duration(self.comp.args.get("timeout", "5s"))
+        try:
+            grpc_h2c.call(endpoint, GRPC_EXPORT[sig], otlp.encode(sig, payload), _client_headers(client),
+                          timeout=timeout, compress=client.get("compression", "gzip") == "gzip")
+        except grpc_h2c.GrpcError as exc:
+            retryable = exc.status in (grpc_h2c.CANCELLED, grpc_h2c.DEADLINE_EXCEEDED, grpc_h2c.RESOURCE_EXHAUSTED,
+                                       grpc_h2c.UNAVAILABLE, 10, 11, 15)  # Aborted, OutOfRange, DataLoss
+            raise SendError(str(exc), retryable) from None
 
 
-def count_otlp_json(signal_name: str, doc: Dict[str, Any]) -> int:
-    keys = {"traces": ("resourceSpans", "scopeSpans", "spans"),
-            "metrics": ("resourceMetrics", "scopeMetrics", "metrics"),
-            "logs": ("resourceLogs", "scopeLogs", "logRecords")}[signal_name]
-    total = 0
-    for res in doc.get(keys[0]) or []:
-        for scope in res.get(keys[1]) or []:
-            items = scope.get(keys[2]) or []
-            if signal_name != "metrics":
-                total += len(items)
-                continue
-            for metric in items:
-                for kind in ("gauge", "sum", "histogram", "exponentialHistogram", "summary"):
-                    if isinstance(metric.get(kind), dict):
-                        total += len(metric[kind].get("dataPoints") or [])
-    return total
+class OTLPHttpExporter(Exporter):
+    """otelcol.exporter.otlphttp: POST <endpoint>/v1/<signal>, protobuf unless ``encoding = "json"``."""
+
+    def send(self, sig: str, payload: Any) -> None:
+        a = self.comp.args
+        client = a["client"]
+        url = a.get("%s_endpoint" % sig) or client["endpoint"].rstrip("/") + "/v1/" + sig
+        if a.get("encoding", "proto") == "json":
+            body, ctype = json.dumps(payload).encode(), "application/json"
+        else:
+            body, ctype = otlp.encode(sig, payload), "application/x-protobuf"
+        headers = {"Content-Type": ctype, "User-Agent": "Alloy/%s" % version()}
+        if client.get("compression", "gzip") == "gzip":
+            body, headers["Content-Encoding"] = gzip.compress(body), "gzip"
+        headers.update(_client_headers(client))
+        http_send(url, body, headers, fw.parse_go_duration(client.get("timeout", "30s")))
+
+
+class RemoteWriteExporter(Exporter):
+    """prometheus.remote_write: remote write 1.0 to every endpoint (snappy-compressed WriteRequest)."""
+
+    def _endpoint_labels(self, ep: Dict[str, Any]) -> Dict[str, str]:
+        name = ep.get("name") or hashlib.sha256(ep["url"].encode()).hexdigest()[:6]
+        return {"component_id": self.id, "component_path": "/", "remote_name": name, "url": ep["url"]}
+
+    def send(self, sig: str, payload: Any) -> None:
+        for ep in self.comp.args.get("endpoint") or []:
+            body = wire.snappy_encode(remote_write_request(payload))
+            headers = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
+                       "X-Prometheus-Remote-Write-Version": "0.1.0", "User-Agent": "Alloy/%s" % version()}
+            headers.update({str(k): str(v) for k, v in (ep.get("headers") or {}).items()})
+            auth = ep.get("basic_auth")
+            if auth:
+                password = str(auth.get("password", ""))
+                if not password and auth.get("password_file"):
+                    with open(auth["password_file"], encoding="utf-8") as fh:
+                        password = fh.read().strip()
+                token = base64.b64encode(("%s:%s" % (auth.get("username", ""), password)).encode()).decode()
+                headers["Authorization"] = "Basic " + token
+            http_send(ep["url"], body, headers, fw.parse_go_duration(ep.get("remote_timeout", "30s")))
+            self.runner.metrics.inc("prometheus_remote_storage_bytes_total", "The total number of bytes of data "
+                                    "(not metadata) sent by the queue after compression.", len(body),
+                                    self._endpoint_labels(ep))
+
+    def _each(self, name: str, help_text: str, n: int) -> None:
+        for ep in self.comp.args.get("endpoint") or []:
+            self.runner.metrics.inc(name, help_text, n, self._endpoint_labels(ep))
+
+    def sent(self, sig: str, payload: Any, items: int) -> None:
+        self._each("prometheus_remote_storage_samples_total", "Total number of samples sent to remote storage.",
+                   items)
+
+    def retried(self, sig: str, items: int, err: str, interval: float) -> None:
+        self._each("prometheus_remote_storage_samples_retried_total", "Total number of samples which failed on "
+                   "send to remote storage but were retried because the send error was recoverable.", items)
+        self.runner.log.warn("Failed to send batch, retrying", component_path="/", component_id=self.id, err=err)
+
+    def failed(self, sig: str, items: int, err: str) -> None:
+        self._each("prometheus_remote_storage_samples_failed_total", "Total number of samples which failed on send "
+                   "to remote storage, non-recoverable errors.", items)
+        self.runner.log.error("non-recoverable error", component_path="/", component_id=self.id, err=err,
+                              count=items)
+
+
+EXPORTERS = {"otelcol.exporter.otlp": OTLPGrpcExporter, "otelcol.exporter.otlphttp": OTLPHttpExporter,
+             "prometheus.remote_write": RemoteWriteExporter}
+
+
+class Pipeline:
+    """Delivers received OTLP data along the ``output`` references of the loaded components."""
+
+    def __init__(self, runner: "Runner"):
+        self.runner = runner
+        self.exporters: Dict[str, Exporter] = {}
+        self.batches: Dict[Tuple[str, str], List[Any]] = {}  # (component, signal) -> [first time, docs, items]
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._flush_loop, name="batch-flush", daemon=True)
+        self.thread.start()
+
+    def apply(self, comps: Dict[str, "Component"]) -> None:
+        """Keep the senders whose arguments did not change; start new ones, stop the rest."""
+        with self.lock:
+            wanted = {cid: c for cid, c in comps.items() if c.cdef.name in EXPORTERS}
+            for cid, exp in list(self.exporters.items()):
+                if cid not in wanted or (wanted[cid].cdef.name, repr(wanted[cid].args)) != exp.key():
+                    exp.stop()
+                    del self.exporters[cid]
+            for cid, c in wanted.items():
+                if cid not in self.exporters:
+                    self.exporters[cid] = EXPORTERS[c.cdef.name](self.runner, c)
+
+    def consume(self, cid: str, sig: str, doc: Dict[str, Any]) -> None:
+        """Hand one request to component ``cid`` (a receiver's output target)."""
+        comp = self.runner.components.get(cid)
+        if comp is None:
+            return
+        name = comp.cdef.name
+        n = otlp.count(sig, doc)
+        if name in ("otelcol.receiver.otlp", "otelcol.processor.memory_limiter"):
+            for target in (comp.args.get("output") or {}).get(sig) or []:
+                self.consume(target.owner, sig, doc)
+        elif name == "otelcol.processor.batch":
+            limit = int(comp.args.get("send_batch_size", 8192))
+            with self.lock:
+                entry = self.batches.setdefault((cid, sig), [time.monotonic(), [], 0])
+                entry[1].append(doc)
+                entry[2] += n
+                full = limit > 0 and entry[2] >= limit
+            if full:
+                self._flush(cid, sig)
+        elif name == "otelcol.exporter.prometheus":
+            samples = otlp_to_samples(doc, comp.args)
+            for target in comp.args.get("forward_to") or []:
+                exp = self.exporters.get(target.owner)
+                if exp is not None and samples:
+                    exp.enqueue(sig, samples, len(samples))
+        elif cid in self.exporters:
+            self.exporters[cid].enqueue(sig, doc, n)
+
+    def _flush(self, cid: str, sig: str) -> None:
+        with self.lock:
+            entry = self.batches.pop((cid, sig), None)
+        comp = self.runner.components.get(cid)
+        if entry is None or comp is None:
+            return
+        merged = otlp.merge(sig, entry[1])
+        for target in (comp.args.get("output") or {}).get(sig) or []:
+            self.consume(target.owner, sig, merged)
+
+    def _flush_loop(self) -> None:
+        while not self.stop_event.wait(0.05):
+            now = time.monotonic()
+            with self.lock:
+                keys = list(self.batches)
+            for cid, sig in keys:
+                comp = self.runner.components.get(cid)
+                timeout = fw.parse_go_duration((comp.args if comp else {}).get("timeout", "200ms"))
+                with self.lock:
+                    entry = self.batches.get((cid, sig))
+                if entry is not None and now - entry[0] >= timeout:
+                    try:
+                        self._flush(cid, sig)
+                    except Exception as exc:  # noqa: BLE001 - the flusher must keep running
+                        self.runner.log.error("batch flush failed", component_id=cid, err=str(exc))
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for (cid, sig) in list(self.batches):  # what the batch processor holds goes out on shutdown
+            self._flush(cid, sig)
+        with self.lock:
+            exporters = list(self.exporters.values())
+        deadline = time.monotonic() + 2.0
+        for exp in exporters:  # give queued sends a moment, like the collector's shutdown drain
+            while exp.pending and time.monotonic() < deadline and any(p[0] <= time.monotonic() for p in exp.pending):
+                time.sleep(0.05)
+            exp.stop()
 
 
 # ---------------------------------------------------------------------------
@@ -1000,7 +1347,7 @@ class Receiver:
         try:
             if self.grpc is not None:
                 host, port = fw.parse_listen_address(self.grpc)
-                self.services.append(fw.PortListener(self.cid + "-grpc", host, port))
+                self.services.append(grpc_h2c.GrpcServer(self.cid + "-grpc", host, port, self._grpc))
             if self.http is not None:
                 self.services.append(fw.HTTPService(self.cid + "-http", self.http["endpoint"], self.router()).start())
         except (OSError, ValueError):
@@ -1037,23 +1384,38 @@ class Receiver:
             ctype = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             try:
                 if ctype == "application/x-protobuf":
-                    count = count_otlp_protobuf(sig, body)
+                    doc = otlp.decode(sig, body)
                     reply, rtype = b"", "application/x-protobuf"
                 elif ctype == "application/json":
-                    count = count_otlp_json(sig, json.loads(body or b"{}"))
+                    doc = otlp.from_json(sig, json.loads(body or b"{}"))
                     reply, rtype = b"{}", "application/json"
                 else:
                     return 415, "415 unsupported media type, supported: [application/json, application/x-protobuf]"
             except (ValueError, AttributeError, TypeError) as exc:
-                self.runner.metrics.inc(REFUSED_METRIC[sig], "", 0, self._labels())
+                self.runner.metrics.inc(REFUSED_METRIC[sig], "", 0, self._labels("http"))
                 return 400, "proto: %s" % exc
-            name, help_text = ACCEPTED_METRIC[sig]
-            self.runner.metrics.inc(name, help_text, count, self._labels())
+            self._accept(sig, doc, "http")
             return 200, reply, {"Content-Type": rtype}
         return handle
 
-    def _labels(self) -> Dict[str, str]:
-        return {"component_id": self.cid, "component_path": "/", "receiver": "otlp", "transport": "http"}
+    def _grpc(self, method: str, _metadata: Dict[str, str], message: bytes):
+        sig = GRPC_SIGNAL.get(method)
+        if sig is None:
+            return grpc_h2c.UNIMPLEMENTED, "unknown service %s" % method.strip("/").rpartition("/")[0], b""
+        try:
+            doc = otlp.decode(sig, message)
+        except ValueError as exc:
+            return grpc_h2c.INTERNAL, "grpc: error unmarshalling request: %s" % exc, b""
+        self._accept(sig, doc, "grpc")
+        return grpc_h2c.OK, "", b""
+
+    def _accept(self, sig: str, doc: Dict[str, Any], transport: str) -> None:
+        name, help_text = ACCEPTED_METRIC[sig]
+        self.runner.metrics.inc(name, help_text, otlp.count(sig, doc), self._labels(transport))
+        self.runner.pipeline.consume(self.cid, sig, doc)
+
+    def _labels(self, transport: str) -> Dict[str, str]:
+        return {"component_id": self.cid, "component_path": "/", "receiver": "otlp", "transport": transport}
 
 
 class Runner:
@@ -1076,6 +1438,7 @@ class Runner:
         self.stop_event = threading.Event()
         self.checker: Optional[threading.Thread] = None
         self._reported: set = set()  # unreadable files already logged
+        self.pipeline = Pipeline(self)
 
     # -- metrics --------------------------------------------------------------
     def _collect(self, m: fw.Metrics) -> None:
@@ -1122,6 +1485,7 @@ class Runner:
             self._apply_logging(cfg, comps)
             self._apply_receivers(comps)
             self.components = comps
+            self.pipeline.apply(comps)
             self.config = cfg
         self._config_metrics(True, cfg.hash)
         self.check_sources()
@@ -1252,6 +1616,7 @@ class Runner:
         self.stop_event.set()
         for rec in list(self.receivers.values()):
             rec.stop()
+        self.pipeline.stop()
         if self.http is not None:
             self.http.stop()
 

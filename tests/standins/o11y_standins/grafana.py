@@ -603,6 +603,12 @@ class GrafanaApp:
             R("/api/org/users", endpoint="org_users", methods=["GET"]),
             R("/api/teams/search", endpoint="teams_search", methods=["GET"]),
             R("/api/alertmanager/grafana/config/api/v1/alerts", endpoint="am_config", methods=["GET"]),
+            R("/api/datasources/proxy/uid/<uid>", endpoint="ds_proxy", defaults={"rest": ""}),
+            R("/api/datasources/proxy/uid/<uid>/<path:rest>", endpoint="ds_proxy"),
+            R("/api/datasources/proxy/<ds_id>", endpoint="ds_proxy", defaults={"rest": ""}),
+            R("/api/datasources/proxy/<ds_id>/<path:rest>", endpoint="ds_proxy"),
+            R("/api/datasources/uid/<uid>/resources", endpoint="ds_resource", defaults={"rest": ""}),
+            R("/api/datasources/uid/<uid>/resources/<path:rest>", endpoint="ds_resource"),
             R("/api/plugins/<plugin_id>/resources", endpoint="plugin_resource", defaults={"rest": ""}),
             R("/api/plugins/<plugin_id>/resources/<path:rest>", endpoint="plugin_resource"),
         ], strict_slashes=False, merge_slashes=False)
@@ -663,9 +669,9 @@ class GrafanaApp:
         try:
             if endpoint in ("health", "metrics"):
                 result = getattr(self, "h_" + endpoint)(req)
-            elif endpoint == "plugin_resource":
-                # a plugin backend calls Grafana's own API (and other servers): never under the store lock
-                result = self.h_plugin_resource(req, self.authenticate(req), **args)
+            elif endpoint in ("plugin_resource", "ds_proxy", "ds_resource"):
+                # these call other servers (or Grafana's own API): never under the store lock
+                result = getattr(self, "h_" + endpoint)(req, self.authenticate(req), **args)
             else:
                 ident = self.authenticate(req)
                 with self.store.lock:
@@ -1463,6 +1469,86 @@ class GrafanaApp:
         return 200, {"template_files": {}, "template_file_provenances": {},
                      "alertmanager_config": {"route": route, "templates": None, "receivers": receivers}}
 
+    # -- data source proxy (pkg/services/datasourceproxy, pkg/api/pluginproxy/ds_proxy.go) --------------------
+    def _ds_for_request(self, ident, uid: Optional[str], ds_id: Optional[str]) -> Dict[str, Any]:
+        """A copy of the data source addressed by uid or numeric id, with Grafana's errors."""
+        ident.require("Viewer", "datasources:query")
+        if uid is None:
+            try:
+                number = int(ds_id)
+            except (TypeError, ValueError):
+                raise err(400, "id is invalid") from None
+            lookup = {"ds_id": number}
+        else:
+            if not uid or len(uid) > 40 or not _UID_RE.match(uid):
+                raise err(400, "UID is invalid")
+            lookup = {"uid": uid}
+        with self.store.lock:
+            try:
+                d = self._ds_find(ident.org_id, **lookup)
+            except ApiError:
+                raise err(404, "Unable to find datasource") from None
+            return json.loads(json.dumps(d))
+
+    @staticmethod
+    def ds_outgoing_headers(d: Dict[str, Any]) -> Dict[str, str]:
+        """What Grafana's data source HTTP client adds: basic auth, then jsonData.httpHeaderNameN headers."""
+        headers: Dict[str, str] = {}
+        if d.get("basicAuth"):
+            pair = "%s:%s" % (d.get("basicAuthUser") or "", (d.get("secure") or {}).get("basicAuthPassword", ""))
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        json_data = d.get("jsonData") or {}
+        for key in sorted(json_data):
+            m = re.match(r"^httpHeaderName(\d+)$", key)
+            if m and json_data[key]:
+                headers[str(json_data[key])] = (d.get("secure") or {}).get("httpHeaderValue" + m.group(1), "")
+        return headers
+
+    def h_ds_proxy(self, req, ident, rest, uid=None, ds_id=None):
+        from werkzeug.wrappers import Response
+        d = self._ds_for_request(ident, uid, ds_id)
+        proxy_path = rest + ("/" if req.path.endswith("/") and rest and not rest.endswith("/") else "")
+        refusal = proxy_refusal(d["type"], req.method, proxy_path)
+        if refusal:
+            raise err(403, refusal)
+        if not d.get("url"):
+            raise err(400, 'Invalid data source URL: ""')
+        target = d["url"].rstrip("/") + "/" + proxy_path.lstrip("/") if proxy_path else d["url"]
+        query = req.query_string.decode("latin-1")
+        if query:
+            target += "?" + query
+        headers = {k: v for k, v in req.headers.items() if k.lower() not in PROXY_DROPPED_HEADERS}
+        headers.update(self.ds_outgoing_headers(d))
+        body = req.get_data() if req.method not in ("GET", "HEAD") else None
+        try:
+            status, _text, resp_headers, data = go_http(req.method, target, headers, body,
+                                                        timeout=float(self.settings.get("dataproxy", "timeout", "30")
+                                                                      or 30))
+        except GoError as exc:
+            self.log.error("Proxy request failed", logger="data-proxy-log", err=str(exc))
+            return Response(b"", status=504 if "Timeout" in str(exc) else 502)
+        out = Response(data, status=status)
+        out.headers.clear()
+        for name, values in resp_headers.items():
+            if name.lower() in PROXY_DROPPED_HEADERS or name.lower() in ("set-cookie", "content-length"):
+                continue
+            for value in values:
+                out.headers.add(name, value)
+        return out
+
+    # -- data source resources (pkg/api/plugin_resource.go, the plugin's CallResource) -----------------------
+    def h_ds_resource(self, req, ident, uid, rest):
+        from werkzeug.wrappers import Response
+        d = self._ds_for_request(ident, uid, None)
+        if d["type"] != PYROSCOPE_DATASOURCE:
+            # only the Pyroscope backend is emulated; other types have no resources here
+            raise err(404, "Plugin not found")
+        status, body = pyroscope_resource(d, self.ds_outgoing_headers(d), rest, req.args)
+        if status == 500:
+            self.log.error("Failed to call resource", logger="plugin.grafana-pyroscope-datasource", err=body)
+            raise ApiError(500, {"message": "Failed to call resource", "traceID": ""})
+        return Response(body, status=status, content_type="application/json")
+
     # -- plugin resources (pkg/api/plugin_resource.go) -------------------------------------------------------
     RESOURCE_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
 
@@ -1987,6 +2073,107 @@ def go_http(method: str, url: str, headers: Optional[Dict[str, str]] = None, bod
     for name, value in hdrs.items():
         out.setdefault(name, []).append(value)
     return status, "%d %s" % (status, reason), out, data
+
+
+# -- data source proxy and the Pyroscope data source backend --------------------------------------------------
+
+# hop-by-hop headers (net/http/httputil.ReverseProxy) and what Grafana's director removes: the user's cookies and
+# credentials, Origin/Referer, X-DS-Authorization; Host and Content-Length are set for the upstream request
+PROXY_DROPPED_HEADERS = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+                         "te", "trailer", "transfer-encoding", "upgrade", "cookie", "authorization", "origin",
+                         "referer", "x-ds-authorization", "host", "content-length", "x-grafana-org-id"}
+# routes of the Prometheus plugin.json: the only non-GET requests Grafana proxies to a Prometheus data source
+PROMETHEUS_ROUTES = (("POST", "api/v1/query"), ("POST", "api/v1/query_range"), ("POST", "api/v1/series"),
+                     ("POST", "api/v1/labels"), ("POST", "api/v1/query_exemplars"), ("GET", "rules"),
+                     ("POST", "rules"), ("DELETE", "rules"))
+PYROSCOPE_DATASOURCE = "grafana-pyroscope-datasource"
+
+
+def proxy_refusal(ds_type: str, method: str, proxy_path: str) -> str:
+    """DataSourceProxy.validateRequest: the 403 message for a request Grafana will not proxy, else ""."""
+    path = proxy_path.lstrip("/")
+    if ds_type == "elasticsearch":
+        if method == "DELETE":
+            return "deletes not allowed on proxied Elasticsearch datasource"
+        if method == "PUT":
+            return "puts not allowed on proxied Elasticsearch datasource"
+        if method == "POST" and path != "_msearch":
+            return "posts not allowed on proxied Elasticsearch datasource except on /_msearch"
+    if ds_type == "prometheus":
+        if any(method == m and path.startswith(p) for m, p in PROMETHEUS_ROUTES):
+            return ""
+        if method in ("DELETE", "PUT", "POST"):
+            return "non allow-listed %ss not allowed on proxied Prometheus datasource" % method
+    return ""
+
+
+def _connect_unary(url: str, service_method: str, message: bytes, headers: Dict[str, str]) -> bytes:
+    """One connect-go unary call with the proto codec (connect's default, what querierv1connect's client sends)."""
+    hdrs = dict(headers, **{"Content-Type": "application/proto", "Connect-Protocol-Version": "1"})
+    status, _text, resp_headers, data = go_http("POST", url.rstrip("/") + "/" + service_method, hdrs, message)
+    if status != 200:
+        ctype = (resp_headers.get("Content-Type") or [""])[0]
+        code, text = "unknown", data.decode("utf-8", "replace").strip()
+        if ctype.startswith("application/json"):
+            try:
+                payload = json.loads(data)
+                code, text = payload.get("code", code), payload.get("message", "")
+            except ValueError:
+                pass
+        raise GoError("%s: %s" % (code, text))
+    return data
+
+
+def pyroscope_resource(d: Dict[str, Any], headers: Dict[str, str], path: str, args) -> Tuple[int, bytes]:
+    """The Pyroscope data source's CallResource (pkg/tsdb/grafana-pyroscope-datasource/instance.go):
+    (status, JSON body); status 500 carries the error text."""
+    from . import promql, wire
+    url = d.get("url") or ""
+
+    def int_arg(name: str) -> int:
+        try:
+            return int(args.get(name, "") or 0)
+        except ValueError:
+            return 0
+    try:
+        if path == "profileTypes":
+            if "start" in args and "end" in args:
+                try:
+                    start, end = int(args["start"]), int(args["end"])
+                except ValueError as exc:
+                    return 500, str(exc).encode()
+            else:  # v2 needs a time range: the data source asks for now +- 1h
+                now = int(time.time() * 1000)
+                start, end = now - 3600_000, now + 3600_000
+            data = _connect_unary(url, "querier.v1.QuerierService/ProfileTypes",
+                                  wire.field_varint(1, start) + wire.field_varint(2, end), headers)
+            types = []
+            for t in wire.children(data, 1):
+                f = {n: v.decode("utf-8") for n, _w, v in wire.fields(t) if isinstance(v, bytes)}
+                types.append({"id": f.get(1, ""), "label": f.get(2, "") + " - " + f.get(4, "")})
+            return 200, json.dumps(types, separators=(",", ":")).encode()
+        if path == "labelNames":
+            selector = args.get("query", "")
+            try:
+                matchers = promql.parse_metric_selector(selector)
+            except promql.ParseError as exc:
+                return 500, ("failed parsing label selector: %s" % exc).encode()
+            msg = wire.field_str(1, selector) + wire.field_varint(2, int_arg("start")) + \
+                wire.field_varint(3, int_arg("end"))
+            data = _connect_unary(url, "querier.v1.QuerierService/LabelNames", msg, headers)
+            names = [n.decode("utf-8") for n in wire.children(data, 1)]
+            used = {m.name for m in matchers}
+            return 200, json.dumps([n for n in names if not n.startswith("__") and n not in used],
+                                   separators=(",", ":")).encode()
+        if path == "labelValues":
+            msg = (wire.field_str(1, args.get("label", "")) + wire.field_bytes(2, args.get("query", "").encode()) +
+                   wire.field_varint(3, int_arg("start")) + wire.field_varint(4, int_arg("end")))
+            data = _connect_unary(url, "querier.v1.QuerierService/LabelValues", msg, headers)
+            return 200, json.dumps([n.decode("utf-8") for n in wire.children(data, 1)],
+                                   separators=(",", ":")).encode()
+    except GoError as exc:
+        return 500, str(exc).encode()
+    return 404, b""
 
 
 def _go_error_response(message: str, status: int):

@@ -47,8 +47,10 @@ blocks; ``<<`` inlines the fields of the named blocks.
 from __future__ import annotations
 
 import datetime as _dt
+import gzip
 import json
 import os
+import re
 import random
 import socket
 import string
@@ -58,6 +60,8 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import framework as fw
+from . import otlp
+from . import wire
 
 DEFAULT_VERSION = "3.7.6"
 DEFAULT_GOVERSION = "go1.26.5"
@@ -1326,6 +1330,352 @@ class TCPPort:
 # HTTP API
 # ---------------------------------------------------------------------------
 
+# ---------------------------------------------------------------------------
+# received logs: OTLP and push API in, a LogQL subset out
+# ---------------------------------------------------------------------------
+
+# Loki 3.x distributor.otlp_config: the resource attributes that become index labels by default
+DEFAULT_INDEX_LABELS = (
+    "service.name", "service.namespace", "service.instance.id", "deployment.environment",
+    "deployment.environment.name", "cloud.region", "cloud.availability_zone", "k8s.cluster.name",
+    "k8s.namespace.name", "k8s.pod.name", "k8s.container.name", "container.name", "k8s.replicaset.name",
+    "k8s.deployment.name", "k8s.statefulset.name", "k8s.daemonset.name", "k8s.cronjob.name", "k8s.job.name")
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def otlp_label_name(name: str) -> str:
+    """Prometheus-style normalisation Loki applies to OTLP attribute names."""
+    out = re.sub(r"[^a-zA-Z0-9_]", "_", name)
+    return "_" + out if out[:1].isdigit() else out
+
+
+def _level_of(number: int, text: str) -> str:
+    if number:  # OTLP severity number ranges
+        for upper, level in ((4, "trace"), (8, "debug"), (12, "info"), (16, "warn"), (20, "error"), (24, "fatal")):
+            if number <= upper:
+                return level
+    return text.lower() if text else ""
+
+
+def otlp_entries(doc: Dict[str, Any]) -> List[Tuple[Dict[str, str], int, str, Dict[str, str]]]:
+    """(stream labels, ns timestamp, line, structured metadata) of an ExportLogsServiceRequest, the way
+    Loki's OTLP endpoint maps them with the default otlp_config."""
+    out = []
+    now = time.time_ns()
+    for res in doc.get("resourceLogs") or []:
+        rattrs = otlp.attributes((res.get("resource") or {}).get("attributes"))
+        labels: Dict[str, str] = {}
+        res_meta: Dict[str, str] = {}
+        for k, v in rattrs.items():
+            (labels if k in DEFAULT_INDEX_LABELS else res_meta)[otlp_label_name(k)] = otlp.string_value(v)
+        labels.setdefault("service_name", "unknown_service")
+        for scope_logs in res.get("scopeLogs") or []:
+            scope = scope_logs.get("scope") or {}
+            scope_meta = {otlp_label_name(k): otlp.string_value(v)
+                          for k, v in otlp.attributes(scope.get("attributes")).items()}
+            if scope.get("name"):
+                scope_meta["scope_name"] = scope["name"]
+            if scope.get("version"):
+                scope_meta["scope_version"] = scope["version"]
+            for rec in scope_logs.get("logRecords") or []:
+                meta = dict(res_meta)
+                meta.update(scope_meta)
+                meta.update({otlp_label_name(k): otlp.string_value(v)
+                             for k, v in otlp.attributes(rec.get("attributes")).items()})
+                for key, name in (("traceId", "trace_id"), ("spanId", "span_id"), ("severityText", "severity_text")):
+                    if rec.get(key):
+                        meta[name] = rec[key]
+                if rec.get("severityNumber"):
+                    meta["severity_number"] = str(rec["severityNumber"])
+                if rec.get("flags"):
+                    meta["flags"] = str(rec["flags"])
+                if int(rec.get("observedTimeUnixNano") or 0):
+                    meta["observed_timestamp"] = str(rec["observedTimeUnixNano"])
+                level = _level_of(int(rec.get("severityNumber") or 0), rec.get("severityText") or "")
+                if level:
+                    meta["detected_level"] = level
+                ts = int(rec.get("timeUnixNano") or 0) or int(rec.get("observedTimeUnixNano") or 0) or now
+                out.append((dict(labels), ts, otlp.string_value(otlp.any_value(rec.get("body"))), meta))
+    return out
+
+
+def parse_label_string(text: str) -> Dict[str, str]:
+    """``{a="b", c="d"}`` as the push API sends stream labels; raises ValueError."""
+    sel = LogQLParser(text).selector_only()
+    if any(op != "=" for _n, op, _v in sel):
+        raise ValueError("stream labels must use =")
+    return {n: v for n, _op, v in sel}
+
+
+def push_protobuf_entries(body: bytes) -> List[Tuple[Dict[str, str], int, str, Dict[str, str]]]:
+    """logproto.PushRequest: streams(1){labels(1), entries(2){timestamp(1){seconds, nanos}, line(2),
+    structuredMetadata(3){name(1), value(2)}}}."""
+    out = []
+    for stream in wire.children(body, 1):
+        labels, entries = {}, []
+        for num, _w, val in wire.fields(stream):
+            if num == 1:
+                labels = parse_label_string(val.decode("utf-8"))
+            elif num == 2:
+                entries.append(val)
+        for entry in entries:
+            ts, line, meta = 0, "", {}
+            for num, _w, val in wire.fields(entry):
+                if num == 1:
+                    parts = {n: v for n, _w2, v in wire.fields(val)}
+                    ts = int(parts.get(1, 0)) * 10 ** 9 + int(parts.get(2, 0))
+                elif num == 2:
+                    line = val.decode("utf-8", "replace")
+                elif num == 3:
+                    pair = {n: v.decode("utf-8", "replace") for n, _w2, v in wire.fields(val)}
+                    meta[pair.get(1, "")] = pair.get(2, "")
+            out.append((labels, ts, line, meta))
+    return out
+
+
+def push_json_entries(doc: Any) -> List[Tuple[Dict[str, str], int, str, Dict[str, str]]]:
+    out = []
+    for stream in doc.get("streams") or []:
+        labels = {str(k): str(v) for k, v in (stream.get("stream") or {}).items()}
+        for value in stream.get("values") or []:
+            meta = {str(k): str(v) for k, v in (value[2] if len(value) > 2 else {}).items()}
+            out.append((labels, int(value[0]), str(value[1]), meta))
+    return out
+
+
+class LogQLError(ValueError):
+    """A query Loki would refuse with 400 and this text."""
+
+
+class LogQLParser:
+    """The LogQL subset the stand-in runs: a stream selector, line filters (|= != |~ !~), label filters
+    (``| name op "value"`` with = != =~ !~, also on structured metadata) and ``| json`` / ``| logfmt``."""
+
+    TOKEN = re.compile(r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|`[^`]*`)|(?P<op>\|=|\|~|!=|!~|=~|=|\||\{|\}|,)'
+                       r'|(?P<ident>[a-zA-Z_][a-zA-Z0-9_.]*)|(?P<other>\S))')
+
+    def __init__(self, text: str):
+        self.text = text
+        self.tokens: List[Tuple[str, str, int]] = []
+        pos = 0
+        while pos < len(text):
+            m = self.TOKEN.match(text, pos)
+            if not m or m.end() == pos:
+                break
+            kind = m.lastgroup or "other"
+            if m.group(kind) is not None:
+                self.tokens.append((kind, m.group(kind), m.start(kind)))
+            pos = m.end()
+        self.i = 0
+
+    def _error(self, message: str, pos: Optional[int] = None) -> LogQLError:
+        if pos is None:
+            pos = self.tokens[self.i][2] if self.i < len(self.tokens) else len(self.text)
+        line = self.text.count("\n", 0, pos) + 1
+        col = pos - (self.text.rfind("\n", 0, pos) + 1) + 1
+        return LogQLError("parse error at line %d, col %d: %s" % (line, col, message))
+
+    def _peek(self) -> Optional[Tuple[str, str, int]]:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def _next(self, want_kind: str = "", want: str = "") -> str:
+        tok = self._peek()
+        if tok is None:
+            raise self._error("syntax error: unexpected $end")
+        if (want_kind and tok[0] != want_kind) or (want and tok[1] != want):
+            raise self._error("syntax error: unexpected %s" % tok[1])
+        self.i += 1
+        return tok[1]
+
+    @staticmethod
+    def _unquote(text: str) -> str:
+        if text.startswith("`"):
+            return text[1:-1]
+        return json.loads(text)  # Go's strconv.Unquote on a double-quoted string, close enough
+
+    def selector_only(self) -> List[Tuple[str, str, str]]:
+        sel = self._selector()
+        if self._peek() is not None:
+            raise self._error("syntax error: unexpected %s" % self._peek()[1])
+        return sel
+
+    def _selector(self) -> List[Tuple[str, str, str]]:
+        self._next("op", "{")
+        matchers = []
+        while True:
+            tok = self._peek()
+            if tok is not None and tok[1] == "}" and not matchers:
+                break
+            name = self._next("ident")
+            op = self._next("op")
+            if op not in ("=", "!=", "=~", "!~"):
+                raise self._error("syntax error: unexpected %s" % op, self.tokens[self.i - 1][2])
+            matchers.append((name, op, self._unquote(self._next("str"))))
+            if self._peek() is not None and self._peek()[1] == ",":
+                self.i += 1
+                continue
+            break
+        self._next("op", "}")
+        return matchers
+
+    def parse(self) -> "LogQuery":
+        tok = self._peek()
+        if tok is None:
+            raise self._error("syntax error: unexpected $end")
+        if tok[1] != "{":
+            raise self._error("syntax error: unexpected %s" % tok[1])
+        selector = self._selector()
+        if not selector:
+            raise self._error("syntax error: unexpected }", self.tokens[self.i - 1][2])
+        if all(_matches(op, val, "") for _n, op, val in selector):
+            raise LogQLError("parse error : queries require at least one regexp or equality matcher that does "
+                             "not have an empty-compatible value. For instance, app=~\".*\" does not meet this "
+                             "requirement, but app=~\".+\" will")
+        stages: List[Tuple[str, ...]] = []
+        while self._peek() is not None:
+            op = self._next("op")
+            if op in ("|=", "!=", "|~", "!~"):
+                stages.append(("line", op, self._unquote(self._next("str"))))
+            elif op == "|":
+                name = self._next("ident")
+                if name in ("json", "logfmt") and (self._peek() is None or self._peek()[1] == "|"):
+                    stages.append(("parser", name))
+                    continue
+                lop = self._next("op")
+                if lop not in ("=", "!=", "=~", "!~"):
+                    raise self._error("syntax error: unexpected %s" % lop, self.tokens[self.i - 1][2])
+                stages.append(("label", name, lop, self._unquote(self._next("str"))))
+            else:
+                raise self._error("syntax error: unexpected %s" % op, self.tokens[self.i - 1][2])
+        for stage in stages:
+            if stage[0] != "parser" and stage[1 if stage[0] == "line" else 2] in ("|~", "!~", "=~", "!~"):
+                try:
+                    re.compile(stage[-1])
+                except re.error as exc:
+                    raise LogQLError("parse error : error parsing regexp: %s" % exc) from None
+        return LogQuery(selector, stages)
+
+
+def _matches(op: str, pattern: str, value: str) -> bool:
+    if op == "=":
+        return value == pattern
+    if op == "!=":
+        return value != pattern
+    hit = re.fullmatch("(?s:%s)" % pattern, value) is not None  # Prometheus matchers are anchored
+    return hit if op == "=~" else not hit
+
+
+def _parse_fields(kind: str, line: str) -> Dict[str, str]:
+    out: Dict[str, str] = {}
+    if kind == "json":
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            return {"__error__": "JSONParserErr"}
+
+        def flatten(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    flatten(prefix + otlp_label_name(k) + "_", v)
+            else:
+                out[prefix[:-1]] = otlp.string_value(value)
+        if isinstance(doc, dict):
+            flatten("", doc)
+        return out
+    for m in re.finditer(r'([^\s=]+)=("(?:[^"\\]|\\.)*"|\S*)', line):
+        value = m.group(2)
+        out[otlp_label_name(m.group(1))] = json.loads(value) if value.startswith('"') else value
+    return out
+
+
+class LogQuery:
+    def __init__(self, selector: List[Tuple[str, str, str]], stages: List[Tuple[str, ...]]):
+        self.selector = selector
+        self.stages = stages
+
+    def selects(self, labels: Dict[str, str]) -> bool:
+        return all(_matches(op, val, labels.get(name, "")) for name, op, val in self.selector)
+
+    def run(self, line: str, labels: Dict[str, str], meta: Dict[str, str]) -> Optional[Dict[str, str]]:
+        """The parsed labels when the entry passes the pipeline, else None."""
+        parsed: Dict[str, str] = {}
+        for stage in self.stages:
+            if stage[0] == "line":
+                _kind, op, arg = stage
+                hit = (arg in line) if op in ("|=", "!=") else re.search(arg, line) is not None
+                if hit != (op in ("|=", "|~")):
+                    return None
+            elif stage[0] == "parser":
+                for k, v in _parse_fields(stage[1], line).items():
+                    # a parsed key that clashes with a stream label gets the _extracted suffix
+                    parsed[k + "_extracted" if k in labels else k] = v
+            else:
+                _kind, name, op, arg = stage
+                value = parsed.get(name, meta.get(name, labels.get(name, "")))
+                if not _matches(op, arg, value):
+                    return None
+        return parsed
+
+
+def parse_loki_time(text: str) -> int:
+    """Loki's parseTimestamp: integers of up to 10 digits are seconds, longer ones nanoseconds;
+    decimals are seconds; else RFC3339(Nano).  Returns nanoseconds; raises ValueError."""
+    text = text.strip()
+    if re.fullmatch(r"-?\d+", text):
+        return int(text) * 10 ** 9 if len(text.lstrip("-")) <= 10 else int(text)
+    if re.fullmatch(r"-?\d+\.\d*", text):
+        whole, _, frac = text.partition(".")
+        return int(whole) * 10 ** 9 + int((frac + "000000000")[:9])
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", text)
+    if not m:
+        raise ValueError('cannot parse "%s" to a valid timestamp' % text)
+    base = _dt.datetime.fromisoformat(m.group(1) + (m.group(3) if m.group(3) != "Z" else "+00:00"))
+    frac = (m.group(2) or ".")[1:]
+    return int(base.timestamp()) * 10 ** 9 + int((frac + "000000000")[:9])
+
+
+class LogStore:
+    """Entries per tenant; appended to ``<common.path_prefix>/o11y-standin-logs.jsonl`` so a restart keeps them."""
+
+    FILE = "o11y-standin-logs.jsonl"
+
+    def __init__(self, directory: str, log: fw.Logger):
+        self.log = log
+        self.lock = threading.Lock()
+        self.entries: Dict[str, List[Tuple[Dict[str, str], int, str, Dict[str, str]]]] = {}
+        self.path: Optional[str] = None
+        try:
+            os.makedirs(directory, exist_ok=True)
+            self.path = os.path.join(directory, self.FILE)
+            if os.path.exists(self.path):
+                with open(self.path, encoding="utf-8") as fh:
+                    for text in fh:
+                        try:
+                            rec = json.loads(text)
+                            self.entries.setdefault(rec["tenant"], []).append(
+                                (rec["labels"], int(rec["ts"]), rec["line"], rec["meta"]))
+                        except (ValueError, KeyError):
+                            continue  # a torn last line after a crash
+        except OSError as exc:
+            log.warn("log store kept in memory only", path=directory, err=str(exc))
+            self.path = None
+
+    def add(self, tenant: str, entries) -> None:
+        with self.lock:
+            self.entries.setdefault(tenant, []).extend(entries)
+            if self.path and entries:
+                try:
+                    with open(self.path, "a", encoding="utf-8") as fh:
+                        fh.writelines(json.dumps({"tenant": tenant, "labels": lb, "ts": str(ts), "line": line,
+                                                  "meta": meta}) + "\n" for lb, ts, line, meta in entries)
+                except OSError as exc:
+                    self.log.error("failed to append to log store", path=self.path, err=str(exc))
+
+    def of(self, tenant: str):
+        with self.lock:
+            return list(self.entries.get(tenant, []))
+
+
 class LokiServer:
     def __init__(self, log: fw.Logger, cfg: Dict[str, Any], eff: Dict[str, Any], ml: Optional[Memberlist]):
         self.log, self.cfg, self.eff, self.ml = log, cfg, eff, ml
@@ -1337,7 +1687,8 @@ class LokiServer:
         self.metrics = fw.Metrics()
         self.metrics.build_info("loki", _info(), tags="netgo")
         self.metrics.collectors.append(self._collect)
-        self.pushed = 0
+        self.pushed: Dict[str, int] = {}
+        self.store = LogStore(str(g(cfg, "common.path_prefix", "") or "/var/loki"), log)
         r = fw.Router()
         r.add("/ready", self.ready)
         r.add("/metrics", lambda req: self.metrics.wsgi_response())
@@ -1347,17 +1698,20 @@ class LokiServer:
         r.add("/memberlist", self.memberlist)
         r.add("/ring", self.ring, methods=("GET", "HEAD", "POST"))
         r.add("/loki/api/v1/push", self.push, methods=("POST",))
-        r.add("/loki/api/v1/labels", self.labels)
-        r.add("/loki/api/v1/query_range", self.empty_query)
-        r.add("/loki/api/v1/query", self.empty_query)
+        r.add("/otlp/v1/logs", self.otlp_push, methods=("POST",))
+        r.add("/loki/api/v1/labels", self.labels, methods=("GET", "POST"))
+        r.add("/loki/api/v1/label/", self.label_values, methods=("GET", "POST"), prefix=True)
+        r.add("/loki/api/v1/query_range", lambda req: self.query(req, True), methods=("GET", "POST"))
+        r.add("/loki/api/v1/query", lambda req: self.query(req, False), methods=("GET", "POST"))
         self.app = r
 
     def _collect(self, m: fw.Metrics) -> None:
         members = len(self.ml.snapshot()) if self.ml else 0
         m.gauge("loki_memberlist_client_cluster_members_count", "Number of members in memberlist cluster.",
                 members)
-        m.counter("loki_distributor_lines_received_total", "The total number of lines received per tenant.",
-                  self.pushed)
+        for tenant, n in sorted(self.pushed.items()):
+            m.counter("loki_distributor_lines_received_total", "The total number of lines received per tenant.",
+                      n, {"tenant": tenant})
 
     def ready(self, req):
         waited = time.monotonic() - self.started
@@ -1404,22 +1758,132 @@ class LokiServer:
             return "fake"
         return req.headers.get("X-Scope-OrgID") or None
 
+    def _store(self, tenant: str, entries) -> None:
+        self.store.add(tenant, entries)
+        self.pushed[tenant] = self.pushed.get(tenant, 0) + len(entries)
+
+    @staticmethod
+    def _body(req) -> bytes:
+        body = req.get_data()
+        if (req.headers.get("Content-Encoding") or "").lower() == "gzip":
+            body = gzip.decompress(body)
+        return body
+
     def push(self, req):
-        if self._tenant(req) is None:
+        tenant = self._tenant(req)
+        if tenant is None:
             return 401, "no org id\n"
-        self.pushed += 1
+        ctype = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        try:
+            body = self._body(req)
+            if not body:  # nothing to push
+                entries = []
+            elif ctype == "application/json":
+                entries = push_json_entries(json.loads(body or b"{}"))
+            else:  # Loki's default: snappy-compressed logproto.PushRequest
+                entries = push_protobuf_entries(wire.snappy_decode(body))
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OSError, EOFError) as exc:
+            return 400, "loghttp.ParsePushRequest: %s\n" % exc
+        self._store(tenant, entries)
         return 204, b""
 
-    def labels(self, req):
-        if self._tenant(req) is None:
+    def otlp_push(self, req):
+        tenant = self._tenant(req)
+        if tenant is None:
             return 401, "no org id\n"
-        return 200, json.dumps({"status": "success", "data": []}), {"Content-Type": "application/json"}
+        ctype = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        try:
+            body = self._body(req)
+            if ctype == "application/json":
+                doc = otlp.from_json("logs", json.loads(body or b"{}"))
+            elif ctype == "application/x-protobuf":
+                doc = otlp.decode("logs", body)
+            else:
+                return 415, "unsupported content type: %s\n" % ctype
+        except (ValueError, TypeError, OSError, EOFError) as exc:
+            return 400, "%s\n" % exc
+        self._store(tenant, otlp_entries(doc))
+        return 204, b""
 
-    def empty_query(self, req):
-        if self._tenant(req) is None:
+    @staticmethod
+    def _param(req, name: str, default: str = "") -> str:
+        return req.values.get(name, default)
+
+    def labels(self, req):
+        tenant = self._tenant(req)
+        if tenant is None:
             return 401, "no org id\n"
-        body = {"status": "success", "data": {"resultType": "streams", "result": []}}
-        return 200, json.dumps(body), {"Content-Type": "application/json"}
+        names = sorted({k for lb, _ts, _l, _m in self.store.of(tenant) for k in lb})
+        return 200, json.dumps({"status": "success", "data": names}), {"Content-Type": "application/json"}
+
+    def label_values(self, req):
+        tenant = self._tenant(req)
+        if tenant is None:
+            return 401, "no org id\n"
+        rest = req.path[len("/loki/api/v1/label/"):]
+        if not rest.endswith("/values"):
+            return 404, "404 page not found\n"
+        name = rest[:-len("/values")]
+        values = sorted({lb[name] for lb, _ts, _l, _m in self.store.of(tenant) if name in lb})
+        return 200, json.dumps({"status": "success", "data": values}), {"Content-Type": "application/json"}
+
+    def query(self, req, ranged: bool):
+        tenant = self._tenant(req)
+        if tenant is None:
+            return 401, "no org id\n"
+        text = self._param(req, "query")
+        try:
+            now = time.time_ns()
+            if ranged:
+                end = parse_loki_time(self._param(req, "end")) if self._param(req, "end") else now
+                start = parse_loki_time(self._param(req, "start")) if self._param(req, "start") else end - 3600 * 10 ** 9
+            else:  # an instant log query looks back from ``time``
+                end = parse_loki_time(self._param(req, "time")) if self._param(req, "time") else now
+                start = end - 3600 * 10 ** 9
+            limit = int(self._param(req, "limit", "100"))
+            direction = self._param(req, "direction", "backward").lower()
+            if direction not in ("forward", "backward"):
+                raise LogQLError("invalid direction")
+            if limit <= 0:
+                raise LogQLError("limit must be a positive value")
+            q = LogQLParser(text).parse()
+        except LogQLError as exc:
+            return 400, str(exc) + "\n"
+        except ValueError as exc:
+            return 400, str(exc) + "\n"
+        categorize = "categorize-labels" in (req.headers.get("X-Loki-Response-Encoding-Flags") or "")
+        hits = []
+        for labels, ts, line, meta in self.store.of(tenant):
+            if not start <= ts < end + (0 if ranged else 1) or not q.selects(labels):
+                continue
+            parsed = q.run(line, labels, meta)
+            if parsed is not None:
+                hits.append((ts, line, labels, meta, parsed))
+        hits.sort(key=lambda h: h[0], reverse=direction == "backward")
+        hits = hits[:limit]
+        streams: Dict[str, Dict[str, Any]] = {}
+        for ts, line, labels, meta, parsed in hits:
+            if categorize:  # stream labels only; metadata and parsed labels ride along with each entry
+                key_labels = dict(labels)
+                extra: Dict[str, Any] = {}
+                if meta:
+                    extra["structuredMetadata"] = meta
+                if parsed:
+                    extra["parsed"] = parsed
+                value = [str(ts), line] + ([extra] if extra else [])
+            else:  # without the flag Loki folds structured metadata and parsed labels into the stream
+                key_labels = dict(labels)
+                key_labels.update(meta)
+                key_labels.update(parsed)
+                value = [str(ts), line]
+            key = json.dumps(sorted(key_labels.items()))
+            streams.setdefault(key, {"stream": dict(sorted(key_labels.items())), "values": []})["values"].append(value)
+        data: Dict[str, Any] = {"resultType": "streams", "result": list(streams.values()),
+                                "stats": {"summary": {"totalEntriesReturned": len(hits), "execTime": 0.001,
+                                                      "totalLinesProcessed": len(hits)}}}
+        if categorize:
+            data["encodingFlags"] = ["categorize-labels"]
+        return 200, json.dumps({"status": "success", "data": data}), {"Content-Type": "application/json"}
 
 
 # ---------------------------------------------------------------------------

@@ -60,8 +60,8 @@ Behaves like Mimir 3.1 (monolithic, ``-target=all``) where the collection touche
   stored like upstream (``rules/<tenant>/<base64url ns>/<base64url group>``,
   protobuf ``RuleGroupDesc``).  ``GET <p>/api/v1/rules`` and
   ``<p>/api/v1/alerts`` list the loaded groups and their alerts.  Evaluation
-  has no data: ``vector(<number>)`` yields one sample (a watchdog), anything
-  else nothing; firing alerts go to ``ruler.alertmanager_url``
+  uses the stand-in's PromQL subset over the pushed samples (see
+  :mod:`o11y_standins.promql`; other expressions yield nothing); firing alerts go to ``ruler.alertmanager_url``
   (``/api/v2/alerts``, with the tenant header).
 * Logs in logfmt on stderr, SIGTERM -> exit 0.
 """
@@ -80,6 +80,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import framework as fw
+from . import promql, wire
 
 DEFAULT_VERSION = "3.1.1"
 MODULES_IN_ALL = ["alertmanager", "compactor", "distributor", "ingester", "querier", "query-frontend",
@@ -653,63 +654,17 @@ class ObjectStore:
 # protobuf: the objects upstream writes (alertspb.AlertConfigDesc, rulespb.RuleGroupDesc)
 # ---------------------------------------------------------------------------
 
-def _pb_varint(n: int) -> bytes:
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _pb_bytes(num: int, payload: bytes) -> bytes:
-    return _pb_varint((num << 3) | 2) + _pb_varint(len(payload)) + payload
-
-
-def _pb_str(num: int, text: str) -> bytes:
-    return _pb_bytes(num, text.encode("utf-8")) if text else b""  # proto3 leaves empty strings out
-
-
 def _pb_duration(num: int, millis: int) -> bytes:
     # gogoproto non-nullable stdduration: the field is always written, an empty message for zero
     secs, ms = divmod(int(millis), 1000)
-    payload = (_pb_varint(1 << 3) + _pb_varint(secs) if secs else b"") + \
-        (_pb_varint(2 << 3) + _pb_varint(ms * 1_000_000) if ms else b"")
-    return _pb_bytes(num, payload)
+    payload = (wire.field_varint(1, secs) if secs else b"") + (wire.field_varint(2, ms * 1_000_000) if ms else b"")
+    return wire.field_bytes(num, payload)
 
 
 def _pb_fields(data: bytes):
-    """(field number, value) of a message: ints for varints, bytes for length-delimited fields."""
-    pos = 0
-
-    def varint():
-        nonlocal pos
-        shift = result = 0
-        while True:
-            b = data[pos]
-            pos += 1
-            result |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return result
-            shift += 7
-
-    while pos < len(data):
-        key = varint()
-        num, wire = key >> 3, key & 7
-        if wire == 0:
-            yield num, varint()
-        elif wire == 2:
-            size = varint()
-            yield num, data[pos:pos + size]
-            pos += size
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        else:
-            raise ValueError("unsupported protobuf wire type %d" % wire)
+    """(field number, value) of a message: ints for varints, bytes otherwise."""
+    for num, _wtype, value in wire.fields(data):
+        yield num, value
 
 
 def _pb_read_duration(data: bytes) -> int:
@@ -723,9 +678,9 @@ def _pb_read_duration(data: bytes) -> int:
 
 
 def encode_alert_config(user: str, raw: str, templates: Dict[str, str]) -> bytes:
-    out = _pb_str(1, user) + _pb_str(2, raw)
+    out = wire.field_str(1, user) + wire.field_str(2, raw)
     for name, body in templates.items():
-        out += _pb_bytes(3, _pb_str(1, name) + _pb_str(2, body))
+        out += wire.field_bytes(3, wire.field_str(1, name) + wire.field_str(2, body))
     return out
 
 
@@ -748,22 +703,24 @@ def decode_alert_config(data: bytes) -> Dict[str, Any]:
 
 
 def _pb_labels(num: int, labels: Dict[str, str]) -> bytes:
-    return b"".join(_pb_bytes(num, _pb_str(1, k) + _pb_str(2, labels[k])) for k in sorted(labels))
+    return b"".join(wire.field_bytes(num, wire.field_str(1, k) + wire.field_str(2, labels[k]))
+                    for k in sorted(labels))
 
 
 def encode_rule_group(g: Dict[str, Any]) -> bytes:
-    out = _pb_str(1, g["name"]) + _pb_str(2, g["namespace"]) + _pb_duration(3, g.get("interval_ms", 0))
+    out = wire.field_str(1, g["name"]) + wire.field_str(2, g["namespace"]) + _pb_duration(3, g.get("interval_ms", 0))
     for r in g["rules"]:
-        rule = (_pb_str(1, r.get("expr", "")) + _pb_str(2, r.get("record", "")) + _pb_str(3, r.get("alert", "")) +
+        rule = (wire.field_str(1, r.get("expr", "")) + wire.field_str(2, r.get("record", "")) +
+                wire.field_str(3, r.get("alert", "")) +
                 _pb_duration(4, r.get("for_ms", 0)) + _pb_labels(5, r.get("labels") or {}) +
                 _pb_labels(6, r.get("annotations") or {}) + _pb_duration(13, r.get("keep_firing_for_ms", 0)))
-        out += _pb_bytes(4, rule)
-    out += _pb_str(6, g.get("user", ""))
+        out += wire.field_bytes(4, rule)
+    out += wire.field_str(6, g.get("user", ""))
     for tenant in g.get("source_tenants") or []:
-        out += _pb_str(10, tenant)
+        out += wire.field_str(10, tenant)
     out += _pb_duration(11, g.get("evaluation_delay_ms", 0))
     if g.get("align"):
-        out += _pb_varint(12 << 3) + _pb_varint(1)
+        out += wire.field_varint(12, 1)
     out += _pb_duration(13, g.get("query_offset_ms", 0))
     return out
 
@@ -910,6 +867,91 @@ def text_error(status: int, message: str):
 def prom_error(status: int, error_type: str, message: str):
     """The ruler API's respondError JSON."""
     return json_answer({"status": "error", "data": None, "errorType": error_type, "error": message}, status)
+
+
+class ApiError(Exception):
+    """An error answer of the Prometheus HTTP API."""
+
+    def __init__(self, status: int, error_type: str, message: str):
+        super().__init__(message)
+        self.status, self.error_type, self.message = status, error_type, message
+
+    def answer(self):
+        return prom_error(self.status, self.error_type, self.message)
+
+
+class ApiParamError(ApiError):
+    """Prometheus' invalidParamError: 400 bad_data ``invalid parameter "<name>": <reason>``."""
+
+    def __init__(self, param: str, reason: str):
+        super().__init__(400, "bad_data", 'invalid parameter "%s": %s' % (param, reason))
+
+
+def parse_api_time(text: Optional[str], param: str, default: Any = 0.0) -> Optional[int]:
+    """Prometheus' parseTime (unix seconds, float, or RFC 3339), in milliseconds; *default* (seconds) if absent."""
+    if text is None or text == "":
+        return None if default is None else int(round(default * 1000))
+    try:
+        return int(round(float(text) * 1000))
+    except ValueError:
+        pass
+    try:
+        return int(round(parse_go_time(text) * 1000))
+    except ValueError:
+        raise ApiParamError(param, 'cannot parse "%s" to a valid timestamp' % text) from None
+
+
+def parse_api_duration(text: Optional[str], param: str) -> int:
+    """Prometheus' parseDuration (seconds as a float, or a duration like 15s), in milliseconds."""
+    try:
+        return int(round(float(text or "") * 1000))
+    except ValueError:
+        pass
+    try:
+        return _model_ms(text or "")
+    except ValueError:
+        raise ApiParamError(param, 'cannot parse "%s" to a valid duration' % (text or "")) from None
+
+
+def decode_write_request(data: bytes) -> List[Tuple[Dict[str, str], List[Tuple[int, float]]]]:
+    """prompb.WriteRequest (remote write 1.0): its timeseries as (labels, [(timestamp ms, value)]).
+
+    Metadata (field 3), exemplars and native histograms are not stored."""
+    out = []
+    for ts in wire.children(data, 1):
+        labels: Dict[str, str] = {}
+        samples: List[Tuple[int, float]] = []
+        for num, _wtype, value in wire.fields(ts):
+            if num == 1:
+                name = val = ""
+                for n2, _w2, v2 in wire.fields(value):
+                    if n2 == 1:
+                        name = v2.decode("utf-8", "replace")
+                    elif n2 == 2:
+                        val = v2.decode("utf-8", "replace")
+                labels[name] = val
+            elif num == 2:
+                sample_value, stamp = 0.0, 0
+                for n2, w2, v2 in wire.fields(value):
+                    if n2 == 1 and w2 == wire.FIXED64:
+                        sample_value = wire.as_double(v2)
+                    elif n2 == 2 and w2 == wire.VARINT:
+                        stamp = wire.as_sint64(v2)
+                samples.append((stamp, sample_value))
+        samples.sort(key=lambda s: s[0])
+        out.append((labels, samples))
+    return out
+
+
+def encode_write_request(series: List[Tuple[Dict[str, str], List[Tuple[int, float]]]]) -> bytes:
+    """The inverse of :func:`decode_write_request` (tests, and the stand-ins that remote-write)."""
+    out = b""
+    for labels, samples in series:
+        ts = b"".join(wire.field_bytes(1, wire.field_str(1, k) + wire.field_str(2, labels[k]))
+                      for k in sorted(labels))
+        ts += b"".join(wire.field_bytes(2, wire.field_double(1, v) + wire.field_varint(2, t)) for t, v in samples)
+        out += wire.field_bytes(1, ts)
+    return out
 
 
 def raw_path(req) -> str:
@@ -1933,9 +1975,6 @@ def rule_group_view(g: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-_VECTOR_CONST = re.compile(r"^\s*vector\s*\(\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\)\s*$")
-
-
 class _RuleState:
     def __init__(self):
         self.active: Dict[str, Dict[str, Any]] = {}  # fingerprint -> alert state
@@ -1947,8 +1986,9 @@ class RulerService:
     """Mimir's ruler as far as the collection uses it.
 
     Rule groups live in the ruler storage like upstream's (``rules/<tenant>/<base64url namespace>/<base64url
-    group>``, protobuf). Evaluation knows no data: ``vector(<number>)`` returns one sample (the "watchdog"
-    pattern, enough to test the alert path end to end), any other expression returns nothing.
+    group>``, protobuf). Evaluation runs the stand-in's PromQL subset (:mod:`o11y_standins.promql`) over the
+    tenant's pushed samples, so ``vector(1)`` (the "watchdog") and selectors alert; other expressions yield
+    nothing. Recording rules write their result back into the tenant's series.
     """
 
     def __init__(self, server: "MimirServer"):
@@ -2270,9 +2310,16 @@ class RulerService:
         from urllib.parse import quote_plus
         st = self.state.setdefault((tenant, g["namespace"], g["name"], index), _RuleState())
         st.health, st.last_eval = "ok", now
-        match = _VECTOR_CONST.match(rule["expr"])
-        samples = [({}, float(match.group(1)))] if match else []
+        samples = self._query(tenant, rule["expr"], now)
         if not rule["alert"]:
+            if rule["record"] and samples:  # a recording rule writes its result back as a series of the tenant
+                for labels, value in samples:
+                    out = {k: v for k, v in labels.items() if k != "__name__"}
+                    out.update(rule["labels"], __name__=rule["record"])
+                    try:
+                        self.server.tenant_series(tenant).append(out, [(int(now * 1000), value)])
+                    except promql.OutOfOrder:
+                        pass
             return []
         resend = self._default_interval_ms(fw.get_path(self.cfg, "ruler.resend_delay", "1m")) / 1000.0
         valid = 4 * max(resend, interval)
@@ -2306,6 +2353,16 @@ class RulerService:
                                            "startsAt": go_time(a["fired_at"]), "endsAt": go_time(now),
                                            "generatorURL": ""}))
         return sends
+
+    def _query(self, tenant: str, expr: str, now: float) -> List[Tuple[Dict[str, str], float]]:
+        """The rule's instant vector at *now*; expressions beyond the stand-in's PromQL subset yield nothing."""
+        try:
+            tree = promql.parse_expr(expr)
+        except (promql.ParseError, promql.Unsupported):
+            return []
+        found = promql.instant_vector(tree, self.server.tenant_series(tenant), int(now * 1000))
+        # like Prometheus, alert labels and recorded series drop the metric name of the input
+        return [({k: v for k, v in labels.items() if k != "__name__"}, value) for labels, value in found]
 
     def _notify(self, tenant: str, alerts: List[Dict[str, Any]]) -> None:
         import urllib.request
@@ -2349,6 +2406,9 @@ class MimirServer:
         self.started_wall = time.time()
         self.multitenancy = bool(fw.get_path(cfg, "multitenancy_enabled", True))
         self.no_auth_tenant = str(fw.get_path(cfg, "no_auth_tenant", "anonymous") or "anonymous")
+        self.prom_prefix = "/" + (fw.get_path(cfg, "api.prometheus_http_prefix", "/prometheus") or "").strip("/")
+        self.series: Dict[str, promql.SeriesStore] = {}  # tenant -> its samples (in memory only)
+        self.series_lock = threading.Lock()
         runs = set(targets)
         self.alertmanager = AlertmanagerService(self) if runs & {"all", "alertmanager", "backend"} else None
         self.ruler = RulerService(self) if runs & {"all", "ruler", "backend"} else None
@@ -2395,7 +2455,14 @@ class MimirServer:
         r.add("/memberlist", self.memberlist_page)
         r.add("/ingester/ring", self.ring_page)
         r.add("/api/v1/push", self.push, methods=("POST",))
-        r.add("/prometheus/api/v1/status/buildinfo", self.buildinfo)
+        p = self.prom_prefix
+        r.add(p + "/api/v1/status/buildinfo", self.buildinfo)
+        read = ("GET", "HEAD", "POST")
+        r.add(p + "/api/v1/query", self.api_query, methods=read)
+        r.add(p + "/api/v1/query_range", self.api_query_range, methods=read)
+        r.add(p + "/api/v1/series", self.api_series, methods=read)
+        r.add(p + "/api/v1/labels", self.api_labels, methods=read)
+        r.add(p + "/api/v1/label/", self._label_values_route, methods=("GET", "HEAD"), prefix=True)
         am, ruler = self.alertmanager, self.ruler
         if am is not None:
             if fw.get_path(self.cfg, "alertmanager.enable_api", True):
@@ -2431,18 +2498,159 @@ class MimirServer:
                 % (socket.gethostname(), addr, port))
         return 200, body, {"Content-Type": "text/html; charset=utf-8"}
 
+    # -- write path: Prometheus remote write 1.0 ------------------------------------------------------------
+    def tenant_series(self, tenant: str) -> promql.SeriesStore:
+        with self.series_lock:
+            return self.series.setdefault(tenant, promql.SeriesStore())
+
     def push(self, req):
-        tenant = req.headers.get("X-Scope-OrgID", "")
-        if fw.get_path(self.cfg, "multitenancy_enabled", True) and not tenant:
-            return 401, "no org id\n"
+        tenant, problem = self.request_tenant(req)
+        if problem:
+            return problem
         self.pushed += 1
         self.metrics.inc("cortex_distributor_requests_in_total", "The total number of requests that have come in "
-                         "to the distributor, including rejected or deduped requests.",
-                         labels={"user": tenant or "anonymous"})
+                         "to the distributor, including rejected or deduped requests.", labels={"user": tenant})
+        ctype = req.headers.get("Content-Type", "")
+        if "io.prometheus.write.v2.Request" in ctype:
+            return text_error(415, "remote write 2.0 is not supported by the stand-in")
+        try:
+            series = decode_write_request(wire.snappy_decode(req.get_data()))
+        except wire.WireError as exc:
+            return text_error(400, str(exc))
+        store = self.tenant_series(tenant)
+        received = added = 0
+        first_error = None
+        for labels, samples in series:
+            received += len(samples)
+            if "__name__" not in labels:
+                first_error = first_error or ("received a series without metric name "
+                                              "(err-mimir-missing-metric-name)")
+                continue
+            try:
+                added += store.append(labels, samples)
+            except promql.OutOfOrder as exc:
+                ts = samples[0][0] if samples else 0
+                what, code = (("a more recent timestamp", "out-of-order") if "order" in str(exc) else
+                              ("the same timestamp, but a different value", "duplicate-timestamp"))
+                first_error = first_error or (
+                    "the sample has been rejected because another sample with %s has already been ingested and "
+                    "out-of-order samples are not allowed (err-mimir-sample-%s). The affected sample has timestamp "
+                    "%s and is from series %s" % (what, code, go_time(ts / 1000.0), labelset_string(labels)))
+        self.metrics.inc("cortex_distributor_received_samples_total", "The total number of received samples, "
+                         "excluding rejected and deduped samples.", amount=added, labels={"user": tenant})
+        self.metrics.inc("cortex_ingester_ingested_samples_total", "The total number of samples ingested per user.",
+                         amount=added, labels={"user": tenant})
+        if first_error:
+            self.metrics.inc("cortex_discarded_samples_total", "The total number of samples that were discarded.",
+                             amount=received - added, labels={"user": tenant})
+            return text_error(400, first_error)
         return 200, ""
 
+    # -- read path: the Prometheus HTTP API ---------------------------------------------------------------
+    def _api_tenant_store(self, req):
+        tenant, problem = self.request_tenant(req)
+        return (None, problem) if problem else (self.tenant_series(tenant), None)
+
+    def _parse_query(self, text: str):
+        problem = promql_problem(text)  # bracket and trailing-operator errors of full PromQL first
+        if problem:
+            raise ApiParamError("query", problem)
+        try:
+            return promql.parse_expr(text)
+        except promql.ParseError as exc:
+            raise ApiParamError("query", str(exc)) from None
+        except promql.Unsupported as exc:
+            raise ApiError(422, "execution", "the o11y.stack stand-in does not evaluate %s: %s" % (exc, text))
+
+    def api_query(self, req):
+        store, problem = self._api_tenant_store(req)
+        if problem:
+            return problem
+        try:
+            t_ms = parse_api_time(req.values.get("time"), "time", default=time.time())
+            tree = self._parse_query(req.values.get("query", ""))
+        except ApiError as exc:
+            return exc.answer()
+        if isinstance(tree, promql.NumberLiteral):
+            data = {"resultType": "scalar", "result": [promql.format_time(t_ms), promql.format_value(tree.value)]}
+        else:
+            data = {"resultType": "vector", "result": [
+                {"metric": labels, "value": [promql.format_time(t_ms), promql.format_value(v)]}
+                for labels, v in promql.instant_vector(tree, store, t_ms)]}
+        return json_answer({"status": "success", "data": data})
+
+    def api_query_range(self, req):
+        store, problem = self._api_tenant_store(req)
+        if problem:
+            return problem
+        try:
+            start = parse_api_time(req.values.get("start"), "start")
+            end = parse_api_time(req.values.get("end"), "end")
+            if end < start:
+                raise ApiParamError("end", "end timestamp must not be before start time")
+            step = parse_api_duration(req.values.get("step"), "step")
+            if step <= 0:
+                raise ApiParamError("step", "zero or negative query resolution step widths are not accepted. "
+                                    "Try a positive integer")
+            if (end - start) // step > 11000:
+                raise ApiError(400, "bad_data", "exceeded maximum resolution of 11,000 points per timeseries. "
+                               "Try decreasing the query resolution (?step=XX)")
+            tree = self._parse_query(req.values.get("query", ""))
+        except ApiError as exc:
+            return exc.answer()
+        series: Dict[Tuple[Tuple[str, str], ...], list] = {}
+        for t in range(start, end + 1, step):
+            for labels, v in promql.instant_vector(tree, store, t):
+                series.setdefault(tuple(sorted(labels.items())), []).append(
+                    [promql.format_time(t), promql.format_value(v)])
+        result = [{"metric": dict(key), "values": values} for key, values in sorted(series.items())]
+        return json_answer({"status": "success", "data": {"resultType": "matrix", "result": result}})
+
+    def _matched_series(self, req, required: bool):
+        store, problem = self._api_tenant_store(req)
+        if problem:
+            return None, problem
+        try:
+            start = parse_api_time(req.values.get("start"), "start", default=None)
+            end = parse_api_time(req.values.get("end"), "end", default=None)
+            selectors = req.values.getlist("match[]")
+            if required and not selectors:
+                raise ApiError(400, "bad_data", "no match[] parameter provided")
+            matcher_sets = []
+            for text in selectors:
+                try:
+                    matcher_sets.append(promql.parse_metric_selector(text))
+                except promql.ParseError as exc:
+                    raise ApiParamError("match[]", str(exc)) from None
+        except ApiError as exc:
+            return None, exc.answer()
+        found: Dict[Tuple[Tuple[str, str], ...], Dict[str, str]] = {}
+        for matchers in matcher_sets or [[]]:
+            for labels, _t, _v in store.select(matchers, start, end):
+                found[tuple(sorted(labels.items()))] = labels
+        return [found[k] for k in sorted(found)], None
+
+    def api_series(self, req):
+        found, problem = self._matched_series(req, required=True)
+        return problem or json_answer({"status": "success", "data": found})
+
+    def api_labels(self, req):
+        found, problem = self._matched_series(req, required=False)
+        return problem or json_answer({"status": "success", "data": sorted({k for s in found for k in s})})
+
+    def api_label_values(self, req):
+        name = req.path[len(self.prom_prefix + "/api/v1/label/"):-len("/values")]
+        if not re.match(r"^[a-zA-Z_][a-zA-Z0-9_]*$", name) and not name.startswith("U__"):
+            return ApiError(400, "bad_data", 'invalid label name: "%s"' % name).answer()
+        found, problem = self._matched_series(req, required=False)
+        return problem or json_answer({"status": "success", "data": sorted({s[name] for s in found if name in s})})
+
+    def _label_values_route(self, req):
+        if not req.path.endswith("/values"):
+            return text_error(404, "404 page not found")
+        return self.api_label_values(req)
+
     def buildinfo(self, req):
-        import json
         info = fw.build_info()
         data = {"status": "success", "data": {"application": "Grafana Mimir", "version": version(),
                                               "revision": info.get("revision", ""), "branch": info.get("branch", ""),

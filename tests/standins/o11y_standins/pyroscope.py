@@ -17,6 +17,16 @@ Behaves like Grafana Pyroscope 2.2.1 where the collection touches it:
   ``memberlist.join_members`` whose gossip port answers, ``/config``), and TCP
   listeners on the gRPC port, the memberlist port and the metastore Raft
   ``bind_address``.
+* Profiles (in memory, per tenant: ``X-Scope-OrgID`` with ``multitenancy_enabled``,
+  else ``anonymous``): ``POST /ingest`` (and ``/pyroscope/ingest``) with
+  ``name=<app>.<type>{k=v,...}``, ``from``, ``until``, ``sampleRate``,
+  ``spyName``, ``units``, ``aggregationType`` and ``format`` ``folded``
+  (default, ``stack;frames count`` per line) or ``lines``, converted to a
+  series like upstream's ingest adapter (``__name__`` ``process_cpu`` etc.,
+  ``service_name``, ``pyroscope_spy``); connect ``push.v1.PusherService/Push``
+  (pprof samples, plain or gzipped).  Queries as connect unary RPCs (JSON or
+  proto codec): ``querier.v1.QuerierService/ProfileTypes``, ``/LabelNames``,
+  ``/LabelValues``.  See :class:`ProfilingAPI`.
 * Refuses to start (exit 1, naming the bucket) when ``storage.s3.bucket_name``
   does not exist on ``storage.s3.endpoint`` with the configured credentials.
 * ``Type=simple`` like upstream's unit; logfmt to stderr; SIGTERM -> exit 0.
@@ -24,13 +34,17 @@ Behaves like Grafana Pyroscope 2.2.1 where the collection touches it:
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import socket
 import sys
+import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from . import framework as fw
+from . import promql, wire
 
 DEFAULT_VERSION = "2.2.1"
 DEFAULT_GOVERSION = "go1.25.12"
@@ -361,6 +375,354 @@ def _masked(cfg: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+# ---------------------------------------------------------------------------
+# profiles: ingestion, storage and the querier RPCs Grafana's data source calls
+# ---------------------------------------------------------------------------
+
+# upstream's ingest adapter (pkg/ingester/pyroscope/ingest_adapter.go, convertMetadata): the type suffix of the
+# application name -> (__name__, sample type, sample unit); cpu/itimer/wall use sampleRate as a period
+_INGEST_TYPES = {
+    "cpu": ("process_cpu", "cpu", "nanoseconds"), "itimer": ("process_cpu", "cpu", "nanoseconds"),
+    "wall": ("wall", "wall", "nanoseconds"),
+    "inuse_objects": ("memory", "inuse_objects", "count"), "inuse_space": ("memory", "inuse_space", "bytes"),
+    "alloc_objects": ("memory", "alloc_objects", "count"), "alloc_space": ("memory", "alloc_space", "bytes"),
+    "goroutines": ("goroutine", "goroutines", "count"),
+    "mutex_count": ("mutex", "contentions", "count"), "mutex_duration": ("mutex", "delay", "nanoseconds"),
+    "block_count": ("block", "contentions", "count"), "block_duration": ("block", "delay", "nanoseconds"),
+    "lock_count": ("block", "contentions", "count"), "lock_duration": ("block", "delay", "nanoseconds"),
+}
+DEFAULT_SAMPLE_RATE = 100
+
+
+class IngestError(ValueError):
+    pass
+
+
+def parse_app_name(text: str) -> Dict[str, str]:
+    """labelset.Parse: ``app.cpu{k=v,...}`` -> labels, ``__name__`` the part before the braces."""
+    name, _, rest = text.partition("{")
+    name = name.strip()
+    if not name:
+        raise IngestError("name: service name is required")
+    labels = {"__name__": name}
+    for pair in rest.rstrip("}").split(","):
+        if not pair.strip():
+            continue
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key or not all(c.isalnum() or c in "_." for c in key):
+            raise IngestError("name: invalid label name: %s" % key)
+        labels[key] = value.strip()
+    return labels
+
+
+def parse_folded(body: str, lines_format: bool) -> Dict[str, int]:
+    """Stacks of the ``folded`` (``a;b;c 12``) or ``lines`` (one stack per line, count 1) format."""
+    stacks: Dict[str, int] = {}
+    for line in body.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if lines_format:
+            stack, count = line, 1
+        else:
+            stack, _, num = line.rpartition(" ")
+            try:
+                count = int(num)
+            except ValueError:
+                continue  # like upstream's parser: a line without a count is skipped
+        if stack:
+            stacks[stack] = stacks.get(stack, 0) + count
+    return stacks
+
+
+def _attime_ms(text: str, default_ms: int) -> int:
+    """attime.Parse for the forms clients send: unix seconds (or ms/us/ns by magnitude), ``now``, ``now-1h``."""
+    text = (text or "").strip()
+    if not text:
+        return default_ms
+    if text.startswith("now"):
+        offset = text[3:]
+        return default_ms - (int(fw.parse_model_duration(offset[1:]) * 1000) if offset.startswith("-") else 0)
+    value = int(float(text))
+    while value > 10 ** 13:  # ns/us -> ms
+        value //= 1000
+    return value if value > 10 ** 11 else value * 1000
+
+
+def decode_pprof_types(raw: bytes) -> List[Tuple[str, str, str, str]]:
+    """The sample types of a pprof Profile (plain or gzipped): [(type, unit, period type, period unit)]."""
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    strings: List[str] = []
+    value_types: List[Tuple[int, int]] = []
+    period = (0, 0)
+    for num, _w, value in wire.fields(raw):
+        if num == 6:
+            strings.append(value.decode("utf-8", "replace"))
+        elif num in (1, 11):
+            vt = [0, 0]
+            for n2, _w2, v2 in wire.fields(value):
+                if n2 in (1, 2) and isinstance(v2, int):
+                    vt[n2 - 1] = v2
+            if num == 1:
+                value_types.append((vt[0], vt[1]))
+            else:
+                period = (vt[0], vt[1])
+
+    def s(i: int) -> str:
+        return strings[i] if 0 <= i < len(strings) else ""
+    return [(s(t), s(u), s(period[0]), s(period[1])) for t, u in value_types]
+
+
+class ProfileStore:
+    """Profiles of one tenant: series (labels incl. the profile type) with their sample times and stacks."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.profiles: List[Tuple[Dict[str, str], int, Dict[str, int]]] = []
+
+    def add(self, labels: Dict[str, str], ts_ms: int, stacks: Dict[str, int]) -> None:
+        with self.lock:
+            self.profiles.append((labels, ts_ms, stacks))
+
+    def select(self, matchers: List[promql.Matcher], start: int, end: int) -> List[Dict[str, str]]:
+        with self.lock:
+            items = list(self.profiles)
+        return [labels for labels, ts, _ in items
+                if (not start or ts >= start) and (not end or ts <= end) and all(m.matches(labels) for m in matchers)]
+
+
+def series_labels(base: Dict[str, str], name: str, sample_type: str, sample_unit: str, period_type: str,
+                  period_unit: str) -> Dict[str, str]:
+    """A stored series' labels: upstream adds the profile type labels to the pushed ones."""
+    labels = dict(base, __name__=name, __type__=sample_type, __unit__=sample_unit,
+                  __period_type__=period_type, __period_unit__=period_unit)
+    labels["__profile_type__"] = ":".join((name, sample_type, sample_unit, period_type, period_unit))
+    labels.pop("__delta__", None)
+    return labels
+
+
+class ConnectError(Exception):
+    STATUS = {"invalid_argument": 400, "unauthenticated": 401, "not_found": 404, "unimplemented": 501,
+              "internal": 500}
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class ProfilingAPI:
+    """The ingestion endpoints and querier RPCs, routed on a :class:`fw.Router`."""
+
+    def __init__(self, cfg: Dict[str, Any], metrics: Optional[fw.Metrics] = None):
+        self.multitenancy = bool(fw.get_path(cfg, "multitenancy_enabled", False))
+        self.metrics = metrics or fw.Metrics()
+        self.tenants: Dict[str, ProfileStore] = {}
+        self.lock = threading.Lock()
+
+    def register(self, router: fw.Router) -> None:
+        router.add("/ingest", self.ingest, methods=("POST",))
+        router.add("/pyroscope/ingest", self.ingest, methods=("POST",))
+        for rpc in ("Push",):
+            router.add("/push.v1.PusherService/" + rpc, self._connect(rpc), methods=("POST",))
+        for rpc in ("ProfileTypes", "LabelNames", "LabelValues"):
+            router.add("/querier.v1.QuerierService/" + rpc, self._connect(rpc), methods=("POST",))
+
+    def store(self, tenant: str) -> ProfileStore:
+        with self.lock:
+            return self.tenants.setdefault(tenant, ProfileStore())
+
+    def tenant(self, req) -> Optional[str]:
+        if not self.multitenancy:
+            return "anonymous"
+        org = req.headers.get("X-Scope-OrgID", "").strip()
+        return org or None
+
+    # -- ingestion ---------------------------------------------------------------------------------------
+    def ingest(self, req):
+        tenant = self.tenant(req)
+        if tenant is None:
+            return 401, "no org id\n"
+        q = req.args
+        now = int(time.time() * 1000)
+        try:
+            labels = parse_app_name(q.get("name", ""))
+            start = _attime_ms(q.get("from", ""), now)
+            until = _attime_ms(q.get("until", ""), now)
+        except (IngestError, ValueError) as exc:
+            return 400, "%s\n" % exc
+        fmt = q.get("format", "")
+        if fmt not in ("", "folded", "lines"):
+            return 422, "the o11y.stack stand-in does not parse format %s\n" % fmt
+        stacks = parse_folded(req.get_data(as_text=True), fmt == "lines")
+        app = labels.pop("__name__")
+        app_name, dot, suffix = app.rpartition(".")
+        if not dot:
+            app_name, suffix = app, "cpu"
+        name, sample_type, unit = _INGEST_TYPES.get(suffix, ("process_cpu", "cpu", "nanoseconds"))
+        period_type, period_unit = ("cpu", "nanoseconds") if name in ("process_cpu", "wall") else ("", "")
+        if name in ("process_cpu", "wall"):
+            try:
+                rate = int(q.get("sampleRate", "") or DEFAULT_SAMPLE_RATE)
+            except ValueError:
+                rate = DEFAULT_SAMPLE_RATE
+            period = 10 ** 9 // (rate if rate > 0 else DEFAULT_SAMPLE_RATE)
+            stacks = {k: v * period for k, v in stacks.items()}  # samples scaled to nanoseconds
+        base = {k: v for k, v in labels.items()}
+        base["pyroscope_spy"] = q.get("spyName", "") or "unknown"
+        if "service_name" in base:
+            base.setdefault("app_name", app_name)
+        else:
+            base["service_name"] = app_name
+        self.store(tenant).add(series_labels(base, name, sample_type, unit, period_type, period_unit),
+                               (start + until) // 2, stacks)
+        self.metrics.inc("pyroscope_distributor_received_compressed_bytes_count", "Ingested profiles.",
+                         labels={"tenant": tenant, "type": name})
+        return 200, ""
+
+    # -- connect unary RPCs --------------------------------------------------------------------------------
+    def _connect(self, rpc: str):
+        def handler(req):
+            ctype = req.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if ctype not in ("application/json", "application/proto"):
+                return 415, "", {"Accept-Post": "application/json, application/proto"}
+            codec = "json" if ctype == "application/json" else "proto"
+            try:
+                tenant = self.tenant(req)
+                if tenant is None:
+                    raise ConnectError("unauthenticated", "no org id")
+                body = req.get_data()
+                msg = self._decode(rpc, codec, body)
+                result = getattr(self, "rpc_" + rpc)(tenant, msg)
+            except ConnectError as exc:
+                return (exc.STATUS.get(exc.code, 500), json.dumps({"code": exc.code, "message": exc.message}),
+                        {"Content-Type": "application/json"})
+            return 200, self._encode(rpc, codec, result), {"Content-Type": "application/" + codec}
+        return handler
+
+    # request field numbers (api/querier/v1, api/types/v1, api/push/v1): name -> (number, kind)
+    REQUESTS = {
+        "ProfileTypes": {"start": (1, "int"), "end": (2, "int")},
+        "LabelNames": {"matchers": (1, "strings"), "start": (2, "int"), "end": (3, "int")},
+        "LabelValues": {"name": (1, "str"), "matchers": (2, "strings"), "start": (3, "int"), "end": (4, "int")},
+    }
+
+    def _decode(self, rpc: str, codec: str, body: bytes) -> Dict[str, Any]:
+        if rpc == "Push":
+            return self._decode_push(codec, body)
+        spec = self.REQUESTS[rpc]
+        msg: Dict[str, Any] = {k: ([] if kind == "strings" else 0 if kind == "int" else "")
+                               for k, (_n, kind) in spec.items()}
+        try:
+            if codec == "json":
+                data = json.loads(body or b"{}")
+                if not isinstance(data, dict):
+                    raise ValueError("not an object")
+                for key, value in data.items():
+                    if key not in spec:
+                        raise ValueError('unknown field "%s"' % key)
+                    kind = spec[key][1]
+                    msg[key] = ([str(v) for v in value] if kind == "strings" else int(value) if kind == "int"
+                                else str(value))
+            else:
+                by_num = {n: (k, kind) for k, (n, kind) in spec.items()}
+                for num, _w, value in wire.fields(body):
+                    if num not in by_num:
+                        continue
+                    key, kind = by_num[num]
+                    if kind == "int":
+                        msg[key] = wire.as_sint64(value)
+                    elif kind == "strings":
+                        msg[key].append(value.decode("utf-8"))
+                    else:
+                        msg[key] = value.decode("utf-8")
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ConnectError("invalid_argument", "unmarshal into querier message: %s" % exc) from None
+        return msg
+
+    def _decode_push(self, codec: str, body: bytes) -> List[Tuple[Dict[str, str], List[bytes]]]:
+        import base64
+        series = []
+        try:
+            if codec == "json":
+                for s in json.loads(body or b"{}").get("series") or []:
+                    labels = {lp.get("name", ""): lp.get("value", "") for lp in s.get("labels") or []}
+                    raws = [base64.b64decode(x.get("rawProfile", "")) for x in s.get("samples") or []]
+                    series.append((labels, raws))
+            else:
+                for s in wire.children(body, 1):
+                    labels = {}
+                    for lp in wire.children(s, 1):
+                        parts = {n: v.decode("utf-8") for n, _w, v in wire.fields(lp) if isinstance(v, bytes)}
+                        labels[parts.get(1, "")] = parts.get(2, "")
+                    raws = [next((v for n, _w, v in wire.fields(x) if n == 1), b"") for x in wire.children(s, 2)]
+                    series.append((labels, raws))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ConnectError("invalid_argument", "unmarshal into push message: %s" % exc) from None
+        return series
+
+    def _encode(self, rpc: str, codec: str, result: Any) -> bytes:
+        if rpc == "ProfileTypes":
+            if codec == "json":
+                return json.dumps({"profileTypes": [
+                    {"ID": t[0], "name": t[1], "sampleType": t[2], "sampleUnit": t[3], "periodType": t[4],
+                     "periodUnit": t[5]} for t in result]}).encode()
+            return b"".join(wire.field_bytes(1, b"".join(wire.field_str(n, v) for n, v in zip((1, 2, 4, 5, 6, 7), t)))
+                            for t in result)
+        if rpc in ("LabelNames", "LabelValues"):
+            if codec == "json":
+                return json.dumps({"names": result}).encode()
+            return b"".join(wire.field_bytes(1, n.encode("utf-8")) for n in result)
+        return b"{}" if codec == "json" else b""  # PushResponse is empty
+
+    def _selected(self, tenant: str, msg: Dict[str, Any]) -> List[Dict[str, str]]:
+        """Series labels matching any of the request's selectors (none, or empty ones: all)."""
+        selectors = [m for m in msg.get("matchers") or [] if m.strip() not in ("", "{}")]
+        store = self.store(tenant)
+        if not selectors:
+            return store.select([], msg.get("start", 0), msg.get("end", 0))
+        found = []
+        for text in selectors:
+            try:
+                matchers = promql.parse_metric_selector(text)
+            except promql.ParseError as exc:
+                raise ConnectError("invalid_argument", str(exc)) from None
+            found += store.select(matchers, msg.get("start", 0), msg.get("end", 0))
+        return found
+
+    def rpc_Push(self, tenant: str, series) -> None:
+        store = self.store(tenant)
+        now = int(time.time() * 1000)
+        for labels, raws in series:
+            name = labels.get("__name__", "")
+            if not labels.get("service_name"):
+                raise ConnectError("invalid_argument", "invalid labels: service name is required")
+            for raw in raws:
+                try:
+                    types = decode_pprof_types(raw)
+                except (ValueError, OSError, EOFError) as exc:
+                    raise ConnectError("invalid_argument", "failed to parse profile: %s" % exc) from None
+                for sample_type, unit, period_type, period_unit in types:
+                    store.add(series_labels(labels, name, sample_type, unit, period_type, period_unit), now, {})
+
+    def rpc_ProfileTypes(self, tenant: str, msg) -> List[Tuple[str, ...]]:
+        found = {}
+        for labels in self._selected(tenant, {"start": msg["start"], "end": msg["end"]}):
+            found[labels["__profile_type__"]] = (labels["__profile_type__"], labels["__name__"], labels["__type__"],
+                                                 labels["__unit__"], labels["__period_type__"],
+                                                 labels["__period_unit__"])
+        return [found[k] for k in sorted(found)]
+
+    def rpc_LabelNames(self, tenant: str, msg) -> List[str]:
+        return sorted({k for labels in self._selected(tenant, msg) for k in labels})
+
+    def rpc_LabelValues(self, tenant: str, msg) -> List[str]:
+        if not msg["name"]:
+            raise ConnectError("invalid_argument", "name is required")
+        return sorted({labels[msg["name"]] for labels in self._selected(tenant, msg) if msg["name"] in labels})
+
+
 def serve(cfg: Dict[str, Any], log: fw.Logger) -> int:
     from werkzeug.wrappers import Response
 
@@ -405,6 +767,7 @@ def serve(cfg: Dict[str, Any], log: fw.Logger) -> int:
     router.add("/metrics", lambda _r: metrics.wsgi_response())
     router.add("/memberlist", memberlist_page)
     router.add("/config", config_page)
+    ProfilingAPI(cfg, metrics).register(router)
     router.add("/", lambda _r: (200, "Grafana Pyroscope (o11y.stack test stand-in)\n"))
 
     services: List[Any] = []

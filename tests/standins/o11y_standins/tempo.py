@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import fcntl
+import gzip
 import ipaddress
 import json
 import os
@@ -86,6 +87,9 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import framework as fw
+from . import grpc_h2c
+from . import otlp
+from . import wire
 
 DEFAULT_VERSION = "2.10.8"
 DEFAULT_GOVERSION = "go1.26.5"
@@ -833,6 +837,123 @@ def _endpoint(value: Any, default: str) -> str:
     return default
 
 
+# ---------------------------------------------------------------------------
+# received traces: per tenant and trace id, kept in a JSON-lines file under the WAL path
+# ---------------------------------------------------------------------------
+
+TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+SINGLE_TENANT = "single-tenant"  # dskit's tenant when multitenancy is off
+SPAN_KINDS = ["SPAN_KIND_UNSPECIFIED", "SPAN_KIND_INTERNAL", "SPAN_KIND_SERVER", "SPAN_KIND_CLIENT",
+              "SPAN_KIND_PRODUCER", "SPAN_KIND_CONSUMER"]
+STATUS_CODES = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"]
+
+
+def parse_trace_id(text: str) -> str:
+    """Tempo's HexStringToTraceID: up to 32 hex digits, left-padded to 128 bits; raises ValueError."""
+    t = text.strip().lower()
+    if len(t) > 32:
+        raise ValueError("trace IDs can't be larger than 128 bits")
+    if not t or any(c not in "0123456789abcdef" for c in t):
+        raise ValueError("trace IDs should be hex: %s" % text)
+    return t.rjust(32, "0")
+
+
+def split_by_trace(doc: Dict[str, Any]) -> Dict[str, List[Dict[str, Any]]]:
+    """trace id -> ResourceSpans holding only that trace's spans (what the distributor does)."""
+    out: Dict[str, List[Dict[str, Any]]] = {}
+    for res in doc.get("resourceSpans") or []:
+        per: Dict[str, Dict[str, Any]] = {}
+        for scope in res.get("scopeSpans") or []:
+            for span in scope.get("spans") or []:
+                tid = (span.get("traceId") or "").rjust(32, "0")
+                batch = per.setdefault(tid, {k: v for k, v in res.items() if k != "scopeSpans"})
+                scopes = batch.setdefault("scopeSpans", [])
+                if not scopes or scopes[-1]["_src"] is not scope:
+                    scopes.append({"_src": scope, **{k: v for k, v in scope.items() if k != "spans"}, "spans": []})
+                scopes[-1]["spans"].append(span)
+        for tid, batch in per.items():
+            for sc in batch["scopeSpans"]:
+                del sc["_src"]
+            out.setdefault(tid, []).append(batch)
+    return out
+
+
+def tempo_json_batch(batch: Dict[str, Any]) -> Dict[str, Any]:
+    """A stored ResourceSpans as Tempo's query API writes it (gogo jsonpb: ids base64, enums by name)."""
+    import base64
+
+    def b64(hexid: str) -> str:
+        return base64.b64encode(bytes.fromhex(hexid)).decode() if hexid else ""
+
+    out = json.loads(json.dumps(batch))
+    for scope in out.get("scopeSpans") or []:
+        for span in scope.get("spans") or []:
+            for key in ("traceId", "spanId", "parentSpanId"):
+                if span.get(key):
+                    span[key] = b64(span[key])
+            kind = span.get("kind", 0)
+            span["kind"] = SPAN_KINDS[kind] if isinstance(kind, int) and 0 <= kind < len(SPAN_KINDS) else kind
+            status = span.setdefault("status", {})
+            code = status.get("code", 0)
+            if isinstance(code, int) and 0 <= code < len(STATUS_CODES):
+                status["code"] = STATUS_CODES[code]
+            for link in span.get("links") or []:
+                for key in ("traceId", "spanId"):
+                    if link.get(key):
+                        link[key] = b64(link[key])
+    return out
+
+
+class TraceStore:
+    """Spans per (tenant, trace id); appended to ``<wal path>/o11y-standin-traces.jsonl`` so a restart keeps them."""
+
+    FILE = "o11y-standin-traces.jsonl"
+
+    def __init__(self, directory: str, log: fw.Logger):
+        self.log = log
+        self.lock = threading.Lock()
+        self.traces: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
+        self.path: Optional[str] = None
+        try:
+            os.makedirs(directory, exist_ok=True)
+            self.path = os.path.join(directory, self.FILE)
+            self._load()
+        except OSError as exc:
+            log.warn("trace store kept in memory only", path=directory, err=str(exc))
+            self.path = None
+
+    def _load(self) -> None:
+        if not self.path or not os.path.exists(self.path):
+            return
+        with open(self.path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    rec = json.loads(line)
+                    self.traces.setdefault((rec["tenant"], rec["traceId"]), []).append(rec["batch"])
+                except (ValueError, KeyError):
+                    continue  # a torn last line after a crash
+
+    def add(self, tenant: str, doc: Dict[str, Any]) -> int:
+        """Store one ExportTraceServiceRequest (OTLP/JSON shape); returns the span count."""
+        lines = []
+        with self.lock:
+            for tid, batches in split_by_trace(doc).items():
+                for batch in batches:
+                    self.traces.setdefault((tenant, tid), []).append(batch)
+                    lines.append(json.dumps({"tenant": tenant, "traceId": tid, "batch": batch}) + "\n")
+            if self.path and lines:
+                try:
+                    with open(self.path, "a", encoding="utf-8") as fh:
+                        fh.writelines(lines)
+                except OSError as exc:
+                    self.log.error("failed to append to trace store", path=self.path, err=str(exc))
+        return otlp.count("traces", doc)
+
+    def get(self, tenant: str, trace_id: str) -> List[Dict[str, Any]]:
+        with self.lock:
+            return list(self.traces.get((tenant, trace_id), []))
+
+
 class Tempo:
     def __init__(self, cfg: Dict[str, Any], log: fw.Logger, rings: Rings):
         self.cfg = cfg
@@ -846,7 +967,9 @@ class Tempo:
         self.metrics.build_info("tempo", {"version": version(), "revision": revision(), "branch": "HEAD",
                                           "goversion": goversion()})
         self.metrics.collectors.append(self._collect)
-        self.spans_received = 0
+        self.spans_received: Dict[str, int] = {}
+        self.multitenant = bool(G(cfg, "multitenancy_enabled", False) or G(cfg, "auth_enabled", False))
+        self.store = TraceStore(G(cfg, "storage.trace.wal.path", "/var/tempo/wal") or "/var/tempo/wal", log)
         self.services: List[Any] = []
         self.ml: Optional[Memberlist] = Memberlist(cfg, log, rings, self._ring_changed) \
             if rings.uses_memberlist() else None
@@ -889,8 +1012,9 @@ class Tempo:
     def _collect(self, m: fw.Metrics) -> None:
         m.gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
                 self.started_wall)
-        m.counter("tempo_distributor_spans_received_total", "The total number of spans received per tenant",
-                  self.spans_received, {"tenant": "single-tenant"})
+        for tenant, n in sorted(self.spans_received.items()):
+            m.counter("tempo_distributor_spans_received_total", "The total number of spans received per tenant",
+                      n, {"tenant": tenant})
         if self.ml is not None:
             m.gauge("tempo_memberlist_client_cluster_members_count", "Number of members in memberlist cluster.",
                     len(self.ml.snapshot()))
@@ -910,6 +1034,9 @@ class Tempo:
         r.add(prefix + "/api/status/buildinfo", lambda req: (
             200, json.dumps({"version": version(), "revision": revision(), "branch": "HEAD", "buildUser": "",
                              "buildDate": "", "goVersion": goversion()}), {"Content-Type": "application/json"}))
+        r.add(prefix + "/api/traces/", lambda req: self.trace_by_id(req, prefix + "/api/traces/", 1), prefix=True)
+        r.add(prefix + "/api/v2/traces/", lambda req: self.trace_by_id(req, prefix + "/api/v2/traces/", 2),
+              prefix=True)
         r.add("/memberlist", self.memberlist_page)
         for name in sorted(self.rings.pages):
             r.add("/%s/ring" % name, lambda req, n=name: self.ring_page(req, n), methods=("GET", "HEAD", "POST"))
@@ -971,15 +1098,77 @@ class Tempo:
                 "</body></html>\n" % rows)
         return 200, body, {"Content-Type": "text/html"}
 
+    # -- traces: ingest and query ------------------------------------------------
+    def tenant_of(self, headers) -> Optional[str]:
+        """The tenant of a request; None when multitenancy needs an X-Scope-OrgID that is missing."""
+        if not self.multitenant:
+            return SINGLE_TENANT
+        return (headers.get("X-Scope-OrgID") or headers.get("x-scope-orgid") or "").strip() or None
+
+    def ingest(self, tenant: str, doc: Dict[str, Any]) -> None:
+        n = self.store.add(tenant, doc)
+        self.spans_received[tenant] = self.spans_received.get(tenant, 0) + n
+
+    def otlp_grpc(self, method: str, metadata: Dict[str, str], message: bytes):
+        if method != TRACE_EXPORT:
+            return grpc_h2c.UNIMPLEMENTED, "unknown service %s" % method.strip("/").rpartition("/")[0], b""
+        tenant = self.tenant_of(metadata)
+        if tenant is None:
+            return grpc_h2c.UNAUTHENTICATED, "no org id", b""
+        try:
+            doc = otlp.decode("traces", message)
+        except ValueError as exc:
+            return grpc_h2c.INVALID_ARGUMENT, "grpc: error unmarshalling request: %s" % exc, b""
+        self.ingest(tenant, doc)
+        return grpc_h2c.OK, "", b""  # an empty ExportTraceServiceResponse
+
     def otlp_http(self) -> fw.Router:
         r = fw.Router()
 
-        def traces(_req):
-            self.spans_received += 1
-            return 200, "{}", {"Content-Type": "application/json"}
+        def traces(req):
+            tenant = self.tenant_of(req.headers)
+            if tenant is None:
+                return 401, "no org id\n"
+            body = req.get_data()
+            try:
+                if (req.headers.get("Content-Encoding") or "").lower() == "gzip":
+                    body = gzip.decompress(body)
+                ctype = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+                if ctype == "application/x-protobuf":
+                    doc, reply, rtype = otlp.decode("traces", body), b"", "application/x-protobuf"
+                elif ctype == "application/json":
+                    doc = otlp.from_json("traces", json.loads(body or b"{}"))
+                    reply, rtype = b"{}", "application/json"
+                else:
+                    return 415, "415 unsupported media type, supported: [application/json, application/x-protobuf]"
+            except (ValueError, OSError, EOFError) as exc:
+                return 400, str(exc)
+            self.ingest(tenant, doc)
+            return 200, reply, {"Content-Type": rtype}
 
         r.add("/v1/traces", traces, methods=("POST",))
         return r
+
+    def trace_by_id(self, req, route: str, api_version: int):
+        tenant = self.tenant_of(req.headers)
+        if tenant is None:
+            return 401, "no org id\n"
+        try:
+            trace_id = parse_trace_id(req.path[len(route):])
+        except ValueError as exc:
+            return 400, str(exc)
+        batches = self.store.get(tenant, trace_id)
+        if not batches:
+            return 404, "trace not found"
+        if "application/protobuf" in (req.headers.get("Accept") or ""):
+            # tempopb.Trace {repeated ResourceSpans batches = 1}: ExportTraceServiceRequest's wire shape
+            body = otlp.encode("traces", {"resourceSpans": batches})
+            if api_version == 2:  # TraceByIDResponse {Trace trace = 1}
+                body = wire.field_bytes(1, body)
+            return 200, body, {"Content-Type": "application/protobuf"}
+        out = [tempo_json_batch(b) for b in batches]
+        doc = {"batches": out} if api_version == 1 else {"trace": {"resourceSpans": out}, "metrics": {}}
+        return 200, json.dumps(doc), {"Content-Type": "application/json"}
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
@@ -1000,7 +1189,7 @@ class Tempo:
         if isinstance(protocols, dict):
             if "grpc" in protocols:
                 h, p = fw.parse_listen_address(_endpoint(protocols.get("grpc"), "localhost:4317"))
-                self.services.append(fw.PortListener("otlp-grpc", h, p))
+                self.services.append(grpc_h2c.GrpcServer("otlp-grpc", h, p, self.otlp_grpc))
             if "http" in protocols:
                 addr = _endpoint(protocols.get("http"), "localhost:4318")
                 self.services.append(fw.HTTPService("otlp-http", addr, self.otlp_http(), logger=self.log).start())

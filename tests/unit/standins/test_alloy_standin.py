@@ -618,3 +618,173 @@ def test_logger_follows_the_logging_block(capsys):
     record = json.loads(capsys.readouterr().err)
     assert {k: record[k] for k in ("level", "msg", "n")} == {"level": "debug", "msg": "shown", "n": "1"}
 
+
+
+# ---------------------------------------------------------------------------
+# data flow: receiver -> memory_limiter -> batch -> exporters
+# ---------------------------------------------------------------------------
+
+class _Capture:
+    """An HTTP server recording POSTs (path, headers, body) and answering ``status``."""
+
+    def __init__(self, status=204):
+        import http.server
+        import threading
+        self.requests = []
+        self.status = status
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(outer.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def decode_write_request(body):
+    """Our own remote-write 1.0 decoder: [(labels, value, ts)]."""
+    from o11y_standins import wire
+    out = []
+    for series in wire.children(wire.snappy_decode(body), 1):
+        labels = {}
+        for pair in wire.children(series, 1):
+            kv = {n: v.decode() for n, _w, v in wire.fields(pair)}
+            labels[kv.get(1, "")] = kv.get(2, "")
+        for sample in wire.children(series, 2):
+            f = {n: v for n, _w, v in wire.fields(sample)}
+            out.append((labels, wire.as_double(f.get(1, b"\0" * 8)), f.get(2, 0)))
+    return out
+
+
+def test_prometheus_names_and_labels():
+    from o11y_standins.alloy import otlp_to_samples, prometheus_metric_name
+    assert prometheus_metric_name("http.server.duration", "ms", True, False) == "http_server_duration_milliseconds"
+    assert prometheus_metric_name("requests", "{request}", False, True) == "requests_total"
+    assert prometheus_metric_name("cpu.utilization", "1", True, False) == "cpu_utilization_ratio"
+    assert prometheus_metric_name("mem.usage", "By", True, False) == "mem_usage_bytes"
+    assert prometheus_metric_name("x.y", "s", True, False, suffixes=False) == "x_y"
+    doc = {"resourceMetrics": [{"resource": {"attributes": [
+        {"key": "service.name", "value": {"stringValue": "svc"}},
+        {"key": "service.namespace", "value": {"stringValue": "ns"}},
+        {"key": "service.instance.id", "value": {"stringValue": "i-1"}},
+        {"key": "host.name", "value": {"stringValue": "h"}}]},
+        "scopeMetrics": [{"scope": {"name": "verify", "version": "1"}, "metrics": [
+            {"name": "o11y.verify.gauge", "gauge": {"dataPoints": [
+                {"asDouble": 42.5, "timeUnixNano": "1700000000000000000",
+                 "attributes": [{"key": "run.id", "value": {"stringValue": "r1"}}]}]}}]}]}]}
+    samples = otlp_to_samples(doc, {})
+    assert samples[0] == ({"__name__": "o11y_verify_gauge", "run_id": "r1", "job": "ns/svc", "instance": "i-1",
+                           "otel_scope_name": "verify", "otel_scope_version": "1"}, 42.5, 1700000000000)
+    assert samples[1] == ({"__name__": "target_info", "host_name": "h", "job": "ns/svc", "instance": "i-1"},
+                          1.0, 1700000000000)
+
+
+def test_otlp_flows_to_tempo_loki_and_mimir(tmp_path, procs):
+    import time
+    from o11y_standins import grpc_h2c, otlp
+    exports = []
+
+    def tempo(method, metadata, message):
+        exports.append((method, metadata, otlp.decode("traces", message)))
+        return grpc_h2c.OK, "", b""
+
+    tempo_srv = grpc_h2c.GrpcServer("tempo", "127.0.0.1", 0, tempo)
+    loki, mimir = _Capture(204), _Capture(200)
+    text = role_config(journal=False, files=()).replace('timeout = "5s"', 'timeout = "200ms"')
+    text = text.replace('endpoint = "127.0.0.1:9"', 'endpoint = "127.0.0.1:%d"' % tempo_srv.port)
+    text = text.replace("http://127.0.0.1:9/otlp", "http://127.0.0.1:%d/otlp" % loki.port)
+    text = text.replace("http://127.0.0.1:9/api/v1/push", "http://127.0.0.1:%d/api/v1/push" % mimir.port)
+    text = text.replace('url = "http://127.0.0.1:%d/api/v1/push"' % mimir.port,
+                        'url = "http://127.0.0.1:%d/api/v1/push"\n    headers = { "X-Scope-OrgID" = "team-a" }\n'
+                        '    basic_auth {\n      username = "u"\n      password = "p"\n    }' % mimir.port)
+    try:
+        p, http, grpc, otlp_http, _path = start(procs, tmp_path, text)
+        trace_id, span_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+        resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "o11y-verify"}}]}
+        traces = {"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": [
+            {"traceId": trace_id, "spanId": span_id, "name": "verify", "kind": 2,
+             "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000001000000000"}]}]}]}
+        logs = {"resourceLogs": [{"resource": resource, "scopeLogs": [{"logRecords": [
+            {"timeUnixNano": str(time.time_ns()), "body": {"stringValue": "hello"}, "traceId": trace_id,
+             "spanId": span_id}]}]}]}
+        metrics = {"resourceMetrics": [{"resource": resource, "scopeMetrics": [{"metrics": [
+            {"name": "o11y_verify", "gauge": {"dataPoints": [{"asDouble": 7, "timeUnixNano": str(time.time_ns())}]}}]}]}]}
+        assert post(otlp_http, "/v1/traces", json.dumps(traces).encode(), "application/json")[0] == 200
+        assert post(otlp_http, "/v1/logs", otlp.encode("logs", otlp.from_json("logs", logs)),
+                    "application/x-protobuf")[0] == 200
+        # the OTLP gRPC receiver takes the same data
+        grpc_h2c.call("127.0.0.1:%d" % grpc, "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+                      otlp.encode("metrics", otlp.from_json("metrics", metrics)))
+        wait_until(lambda: exports and loki.requests and mimir.requests, timeout=10, message="data forwarded")
+
+        method, metadata, doc = exports[0]
+        assert method == "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+        assert metadata["x-scope-orgid"] == "team-a" and metadata["grpc-encoding"] == "gzip"
+        span = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+        assert (span["traceId"], span["spanId"], span["name"]) == (trace_id, span_id, "verify")
+
+        path, headers, body = loki.requests[0]
+        assert path == "/otlp/v1/logs" and headers["content-type"] == "application/x-protobuf"
+        assert headers["content-encoding"] == "gzip"
+        rec = otlp.decode("logs", gzip.decompress(body))["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]
+        assert rec["traceId"] == trace_id and rec["body"] == {"stringValue": "hello"}
+
+        path, headers, body = mimir.requests[0]
+        assert path == "/api/v1/push" and headers["content-encoding"] == "snappy"
+        assert headers["x-prometheus-remote-write-version"] == "0.1.0" and headers["x-scope-orgid"] == "team-a"
+        assert headers["authorization"] == "Basic dTpw" and headers["content-type"] == "application/x-protobuf"
+        [(labels, value, _ts)] = decode_write_request(body)
+        assert labels == {"__name__": "o11y_verify", "job": "o11y-verify"} and value == 7.0
+
+        wait_until(lambda: metric(http, "otelcol_exporter_sent_spans_total",
+                                  component_id="otelcol.exporter.otlp.tempo") == 1, timeout=5)
+        assert metric(http, "otelcol_exporter_sent_log_records_total",
+                      component_id="otelcol.exporter.otlphttp.loki") == 1
+        assert metric(http, "prometheus_remote_storage_samples_total",
+                      component_id="prometheus.remote_write.mimir") == 1
+        assert metric(http, "otelcol_receiver_accepted_metric_points_total", transport="grpc") == 1
+        assert p.terminate() == 0
+    finally:
+        tempo_srv.stop()
+        loki.stop()
+        mimir.stop()
+
+
+def test_send_failures_are_retried_counted_and_logged(tmp_path, procs):
+    from o11y_standins import otlp
+    mimir = _Capture(400)  # a 4xx is not recoverable: dropped at once
+    text = role_config(journal=False, files=()).replace('timeout = "5s"', 'timeout = "100ms"')
+    text = text.replace("http://127.0.0.1:9/api/v1/push", "http://127.0.0.1:%d/api/v1/push" % mimir.port)
+    text = text.replace('    tls {\n      insecure = true\n    }\n  }\n',
+                        '    tls {\n      insecure = true\n    }\n  }\n\n  retry_on_failure {\n'
+                        '    initial_interval = "50ms"\n    max_elapsed_time = "300ms"\n  }\n')
+    try:
+        p, http, _grpc, otlp_http, _path = start(procs, tmp_path, text)
+        traces = {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "01" * 16, "name": "x"}]}]}]}
+        metrics = {"resourceMetrics": [{"scopeMetrics": [{"metrics": [
+            {"name": "m", "gauge": {"dataPoints": [{"asInt": "3"}]}}]}]}]}
+        assert post(otlp_http, "/v1/traces", json.dumps(traces).encode(), "application/json")[0] == 200
+        assert post(otlp_http, "/v1/metrics", otlp.encode("metrics", otlp.from_json("metrics", metrics)),
+                    "application/x-protobuf")[0] == 200
+        wait_until(lambda: metric(http, "otelcol_exporter_send_failed_spans_total") == 1, timeout=10,
+                   message="span send failure counted")
+        wait_until(lambda: metric(http, "prometheus_remote_storage_samples_failed_total") == 1, timeout=10)
+        assert mimir.requests
+        p.terminate()
+        assert "Exporting failed. Will retry the request after interval." in p.output
+        assert "Exporting failed. Dropping data." in p.output and "non-recoverable error" in p.output
+    finally:
+        mimir.stop()

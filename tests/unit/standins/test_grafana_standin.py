@@ -534,3 +534,150 @@ def test_unknown_routes_and_bad_bodies(grafana_server, grafana_api):
     status, _, _ = http_get(grafana_server.url + "/api/datasources", method="POST",
                             headers=basic("admin", ADMIN_PASSWORD))
     assert status == 400
+
+
+# ---------------------------------------------------------------------------
+# data source proxy and the Pyroscope data source's resources
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def echo_server():
+    """An HTTP server answering every request with its method, path, query, headers and body as JSON."""
+    from o11y_standins import framework as fw
+    from werkzeug.wrappers import Response
+
+    def app(environ, start_response):
+        from werkzeug.wrappers import Request
+        req = Request(environ)
+        body = json.dumps({"method": req.method, "path": req.path, "query": req.query_string.decode(),
+                           "headers": dict(req.headers), "body": req.get_data(as_text=True)})
+        status = 418 if req.path.endswith("/teapot") else 200
+        return Response(body, status=status, content_type="application/json",
+                        headers={"Set-Cookie": "upstream=1", "X-Upstream": "yes"})(environ, start_response)
+    svc = fw.HTTPService("echo", "127.0.0.1:0", app).start()
+    try:
+        yield svc
+    finally:
+        svc.stop()
+
+
+def proxy_call(server, method, path, body=None, headers=None):
+    import urllib.error
+    import urllib.request
+    hdrs = dict(basic("admin", ADMIN_PASSWORD), **(headers or {}))
+    req = urllib.request.Request(server.url + path, data=body, method=method, headers=hdrs)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def test_datasource_proxy_forwards_with_the_datasource_credentials(grafana_server, grafana_api, echo_server):
+    status, created = grafana_api("POST", "/api/datasources", {
+        "name": "Echo", "uid": "echo", "type": "loki", "url": echo_server.url + "/base/", "access": "proxy",
+        "basicAuth": True, "basicAuthUser": "dsuser",
+        "jsonData": {"httpHeaderName1": "X-Scope-OrgID"},
+        "secureJsonData": {"basicAuthPassword": "dspw", "httpHeaderValue1": "tenant-1"}})
+    assert status == 200
+    status, headers, data = proxy_call(grafana_server, "POST",
+                                       "/api/datasources/proxy/uid/echo/loki/api/v1/push?a=1&b=2", b"payload",
+                                       {"Cookie": "grafana_session=x", "Content-Type": "text/plain"})
+    seen = json.loads(data)
+    assert status == 200 and seen["method"] == "POST" and seen["path"] == "/base/loki/api/v1/push"
+    assert seen["query"] == "a=1&b=2" and seen["body"] == "payload"
+    assert seen["headers"]["Authorization"] == "Basic " + base64.b64encode(b"dsuser:dspw").decode()
+    assert seen["headers"]["X-Scope-Orgid"] == "tenant-1" and "Cookie" not in seen["headers"]
+    assert headers.get("X-Upstream") == "yes" and "Set-Cookie" not in headers
+    # the numeric id form, and the upstream status passed through
+    status, _, data = proxy_call(grafana_server, "GET", "/api/datasources/proxy/%d/teapot" % created["id"])
+    assert status == 418 and json.loads(data)["path"] == "/base/teapot"
+    # without data source basic auth, the Grafana user's credentials are not forwarded
+    grafana_api("POST", "/api/datasources", {"name": "Plain", "uid": "plain", "type": "tempo",
+                                             "url": echo_server.url})
+    seen = json.loads(proxy_call(grafana_server, "GET", "/api/datasources/proxy/uid/plain/api/echo")[2])
+    assert "Authorization" not in seen["headers"]
+
+
+def test_datasource_proxy_errors(grafana_server, grafana_api, grafana_token):
+    port = free_port()
+    grafana_api("POST", "/api/datasources", {"name": "Down", "uid": "down", "type": "prometheus",
+                                             "url": "http://127.0.0.1:%d" % port})
+    assert api_raw(grafana_server, "GET", "/api/datasources/proxy/uid/down/api/v1/query") == \
+        (401, {"message": "Unauthorized"})
+    assert proxy_call(grafana_server, "GET", "/api/datasources/proxy/uid/down/api/v1/query")[0] == 502
+    status, _, data = proxy_call(grafana_server, "GET", "/api/datasources/proxy/uid/nope/x")
+    assert (status, json.loads(data)) == (404, {"message": "Unable to find datasource"})
+    assert proxy_call(grafana_server, "GET", "/api/datasources/proxy/uid/bad%21uid/x")[0] == 400
+    assert json.loads(proxy_call(grafana_server, "GET", "/api/datasources/proxy/abc/x")[2]) == \
+        {"message": "id is invalid"}
+    status, _, data = proxy_call(grafana_server, "POST", "/api/datasources/proxy/uid/down/api/v1/admin/tsdb/snapshot")
+    assert status == 403
+    assert json.loads(data)["message"] == "non allow-listed POSTs not allowed on proxied Prometheus datasource"
+    # Viewers may query (datasources:query)
+    viewer = grafana_token("Viewer")
+    assert proxy_call(grafana_server, "GET", "/api/datasources/proxy/uid/down/api/v1/query",
+                      headers={"Authorization": "Bearer " + viewer})[0] == 502
+
+
+def test_datasource_proxy_queries_mimir(grafana_server, grafana_api):
+    import time as _time
+
+    from o11y_standins import mimir, wire
+    m = mimir.InProcessMimir({"multitenancy_enabled": False})
+    try:
+        now = int(_time.time() * 1000)
+        body = wire.snappy_encode(mimir.encode_write_request([({"__name__": "o11y_up", "job": "a"}, [(now, 1.0)])]))
+        assert proxy_call(type("S", (), {"url": m.url}), "POST", "/api/v1/push", body)[0] == 200
+        grafana_api("POST", "/api/datasources", {"name": "Mimir", "uid": "mimir", "type": "prometheus",
+                                                 "url": m.url + "/prometheus"})
+        status, _, data = proxy_call(grafana_server, "POST", "/api/datasources/proxy/uid/mimir/api/v1/query",
+                                     b"query=o11y_up", {"Content-Type": "application/x-www-form-urlencoded"})
+        result = json.loads(data)["data"]["result"]
+        assert status == 200 and result[0]["metric"] == {"__name__": "o11y_up", "job": "a"}
+        assert result[0]["value"][1] == "1"
+    finally:
+        m.stop()
+
+
+def test_pyroscope_datasource_resources(grafana_server, grafana_api):
+    import time as _time
+    import urllib.request
+
+    from o11y_standins import framework as fw
+    from o11y_standins import pyroscope
+    router = fw.Router()
+    pyroscope.ProfilingAPI({"multitenancy_enabled": True}).register(router)
+    svc = fw.HTTPService("pyroscope", "127.0.0.1:0", router).start()
+    try:
+        now = int(_time.time())
+        req = urllib.request.Request(svc.url + "/ingest?name=shop.cpu%%7Benv%%3Dprod%%7D&from=%d&until=%d" % (now, now),
+                                     data=b"main;work 3\n", method="POST", headers={"X-Scope-OrgID": "t1"})
+        assert urllib.request.urlopen(req, timeout=5).status == 200
+        grafana_api("POST", "/api/datasources", {
+            "name": "Pyroscope", "uid": "pyro", "type": "grafana-pyroscope-datasource", "url": svc.url,
+            "jsonData": {"httpHeaderName1": "X-Scope-OrgID"}, "secureJsonData": {"httpHeaderValue1": "t1"}})
+        base = "/api/datasources/uid/pyro/resources/"
+        status, headers, data = proxy_call(grafana_server, "GET", base + "profileTypes")
+        assert status == 200 and headers["Content-Type"] == "application/json"
+        assert json.loads(data) == [{"id": "process_cpu:cpu:nanoseconds:cpu:nanoseconds", "label": "process_cpu - cpu"}]
+        window = "start=%d&end=%d" % ((now - 60) * 1000, (now + 60) * 1000)
+        status, _, data = proxy_call(grafana_server, "GET", base + "labelNames?query=%7Bservice_name%3D%22shop%22%7D&"
+                                     + window)
+        assert status == 200 and json.loads(data) == ["env", "pyroscope_spy"]
+        status, _, data = proxy_call(grafana_server, "GET", base + "labelValues?label=service_name&query=%7B%7D&"
+                                     + window)
+        assert status == 200 and json.loads(data) == ["shop"]
+        # an unparsable selector, an unknown resource, a data source of another type
+        status, _, data = proxy_call(grafana_server, "GET", base + "labelNames?query=")
+        assert (status, json.loads(data)["message"]) == (500, "Failed to call resource")
+        assert proxy_call(grafana_server, "GET", base + "nothing")[0] == 404
+        grafana_api("POST", "/api/datasources", {"name": "L", "uid": "loki1", "type": "loki", "url": svc.url})
+        assert proxy_call(grafana_server, "GET", "/api/datasources/uid/loki1/resources/labels")[0] == 404
+        # the data source without the tenant header: Pyroscope refuses, Grafana answers 500
+        grafana_api("POST", "/api/datasources", {"name": "P2", "uid": "pyro2", "type": "grafana-pyroscope-datasource",
+                                                 "url": svc.url})
+        assert proxy_call(grafana_server, "GET", "/api/datasources/uid/pyro2/resources/profileTypes")[0] == 500
+    finally:
+        svc.stop()

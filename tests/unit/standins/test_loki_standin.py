@@ -18,6 +18,8 @@ if str(STANDINS) not in sys.path:
 
 import boto3  # noqa: E402
 
+from o11y_standins import otlp, wire  # noqa: E402
+from o11y_standins.loki import LogQLParser, LogQLError, parse_loki_time  # noqa: E402
 from o11y_standins.s3server import S3Server  # noqa: E402
 from o11y_standins.testing import StandinProcess, free_port, http_get, wait_until  # noqa: E402
 
@@ -285,3 +287,136 @@ def test_two_instances_see_each_other_in_memberlist(tmp_path, procs, s3):
         wait_until(lambda: "node0" in page() and "node1" in page(), message="both members")
     metrics = http_get("http://127.0.0.1:%d/metrics" % ports[0][0])[2].decode()
     assert "loki_memberlist_client_cluster_members_count 2" in metrics
+
+
+# ---------------------------------------------------------------------------
+# logs: OTLP and push API in, LogQL out, kept across a restart
+# ---------------------------------------------------------------------------
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def post(url, body, headers):
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def query(url, q, headers=None, **params):
+    import urllib.parse
+    params = dict({"query": q}, **params)
+    status, _h, body = http_get(url + "/loki/api/v1/query_range?" + urllib.parse.urlencode(params), headers=headers)
+    return status, (json.loads(body) if status == 200 else body.decode())
+
+
+def log_request(ts_ns, service="o11y-verify"):
+    resource = [{"key": "service.name", "value": {"stringValue": service}},
+                {"key": "host.name", "value": {"stringValue": "node-1"}}] if service else []
+    return {"resourceLogs": [{"resource": {"attributes": resource}, "scopeLogs": [{"scope": {"name": "verify"},
+            "logRecords": [{"timeUnixNano": str(ts_ns), "severityNumber": 9, "severityText": "INFO",
+                            "body": {"stringValue": "verify log line"}, "traceId": TRACE_ID,
+                            "spanId": "00f067aa0ba902b7",
+                            "attributes": [{"key": "http.route", "value": {"stringValue": "/x"}}]}]}]}]}
+
+
+def test_logql_parser_subset_and_errors():
+    q = LogQLParser('{service_name="a", env=~"p.*"} |= "x" != "y" |~ `z+` | trace_id="abc" | json').parse()
+    assert q.selector == [("service_name", "=", "a"), ("env", "=~", "p.*")]
+    assert [s[0] for s in q.stages] == ["line", "line", "line", "label", "parser"]
+    for bad, needle in (('{a="b"', "parse error at line 1, col 7: syntax error: unexpected $end"),
+                        ('rate({a="b"}[1m])', "parse error at line 1, col 1"),
+                        ('{a=~".*"}', "queries require at least one regexp or equality matcher"),
+                        ('{a="b"} | x > 1', "parse error at line 1, col 13")):
+        with pytest.raises(LogQLError) as err:
+            LogQLParser(bad).parse()
+        assert needle in str(err.value), (bad, str(err.value))
+    assert parse_loki_time("1700000000") == 1700000000 * 10 ** 9
+    assert parse_loki_time("1700000000000000001") == 1700000000000000001
+    assert parse_loki_time("1700000000.5") == 1700000000500000000
+    assert parse_loki_time("2023-11-14T22:13:20Z") == 1700000000 * 10 ** 9
+
+
+def test_logs_flow_from_otlp_and_push_to_queries(tmp_path, procs, s3):
+    import time
+    http = free_port()
+    cfg = config(s3.url, http, free_port(), free_port())
+    cfg["common"]["path_prefix"] = str(tmp_path / "loki")
+    conf = write(tmp_path, cfg)
+    p = procs(["-config.file=%s" % conf, "-config.expand-env=true"], env={"S3_SECRET_KEY": SECRET})
+    url = "http://127.0.0.1:%d" % http
+    p.wait_http(url + "/ready")
+    now = time.time_ns()
+    status, _b = post(url + "/otlp/v1/logs", otlp.encode("logs", log_request(now - 10 ** 9)),
+                      {"Content-Type": "application/x-protobuf"})
+    assert status == 204
+    import gzip
+    status, _b = post(url + "/otlp/v1/logs", gzip.compress(json.dumps(log_request(now - 2 * 10 ** 9, "")).encode()),
+                      {"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert status == 204
+    push = {"streams": [{"stream": {"service": "app", "level": "error"},
+                         "values": [[str(now - 3 * 10 ** 9), "boom", {"trace_id": TRACE_ID}]]}]}
+    assert post(url + "/loki/api/v1/push", json.dumps(push).encode(), {"Content-Type": "application/json"})[0] == 204
+    # snappy protobuf PushRequest: streams{labels, entries{timestamp{seconds,nanos}, line}}
+    ts = wire.field_varint(1, (now - 4 * 10 ** 9) // 10 ** 9)
+    entry = wire.field_bytes(1, ts) + wire.field_str(2, "from protobuf")
+    stream = wire.field_str(1, '{service="app", level="info"}') + wire.field_bytes(2, entry)
+    status, _b = post(url + "/loki/api/v1/push", wire.snappy_encode(wire.field_bytes(1, stream)),
+                      {"Content-Type": "application/x-protobuf"})
+    assert status == 204
+
+    status, doc = query(url, '{service_name="o11y-verify"} | trace_id="%s"' % TRACE_ID)
+    assert status == 200 and doc["status"] == "success" and doc["data"]["resultType"] == "streams"
+    [stream] = doc["data"]["result"]
+    assert stream["values"][0][1] == "verify log line" and int(stream["values"][0][0]) == now - 10 ** 9
+    labels = stream["stream"]
+    assert labels["service_name"] == "o11y-verify" and labels["trace_id"] == TRACE_ID
+    assert labels["span_id"] == "00f067aa0ba902b7" and labels["host_name"] == "node-1"
+    assert labels["severity_text"] == "INFO" and labels["http_route"] == "/x" and labels["scope_name"] == "verify"
+    status, doc = query(url, '{service_name="o11y-verify"}', headers={"X-Loki-Response-Encoding-Flags":
+                                                                       "categorize-labels"})
+    [stream] = doc["data"]["result"]
+    assert stream["stream"] == {"service_name": "o11y-verify"}
+    assert stream["values"][0][2]["structuredMetadata"]["trace_id"] == TRACE_ID
+    status, doc = query(url, '{service_name="unknown_service"}')
+    assert len(doc["data"]["result"]) == 1
+    status, doc = query(url, '{service="app"} |= "boom"')
+    assert [s["values"][0][1] for s in doc["data"]["result"]] == ["boom"]
+    status, doc = query(url, '{service="app"}', direction="forward", limit=2)
+    assert [v[1] for s in doc["data"]["result"] for v in s["values"]] == ["from protobuf", "boom"]
+    status, doc = query(url, '{service="app"}', start=str(now - 2 * 10 ** 9))
+    assert doc["data"]["result"] == []
+    status, body = query(url, '{service="app"')
+    assert status == 400 and body.startswith("parse error at line 1, col 15")
+    names = json.loads(http_get(url + "/loki/api/v1/labels")[2])["data"]
+    assert {"service", "level", "service_name"} <= set(names) and "trace_id" not in names
+    values = json.loads(http_get(url + "/loki/api/v1/label/service_name/values")[2])["data"]
+    assert values == ["o11y-verify", "unknown_service"]
+    assert 'loki_distributor_lines_received_total{tenant="fake"} 4' in http_get(url + "/metrics")[2].decode()
+
+    assert p.terminate() == 0  # a restart keeps what was pushed
+    p = procs(["-config.file=%s" % conf, "-config.expand-env=true"], env={"S3_SECRET_KEY": SECRET})
+    p.wait_http(url + "/ready")
+    assert len(query(url, '{service_name=~".+"}')[1]["data"]["result"]) == 2
+
+
+def test_logs_are_kept_per_tenant_with_auth(tmp_path, procs, s3):
+    http = free_port()
+    cfg = config(s3.url, http, free_port(), free_port(), auth_enabled=True)
+    cfg["common"]["path_prefix"] = str(tmp_path / "loki")
+    p = procs(["-config.file=%s" % write(tmp_path, cfg), "-config.expand-env=true"], env={"S3_SECRET_KEY": SECRET})
+    url = "http://127.0.0.1:%d" % http
+    p.wait_http(url + "/ready")
+    import time
+    body = otlp.encode("logs", log_request(time.time_ns()))
+    assert post(url + "/otlp/v1/logs", body, {"Content-Type": "application/x-protobuf"})[0] == 401
+    assert post(url + "/otlp/v1/logs", body, {"Content-Type": "application/x-protobuf",
+                                              "X-Scope-OrgID": "team-a"})[0] == 204
+    assert query(url, '{service_name="o11y-verify"}')[0] == 401
+    assert query(url, '{service_name="o11y-verify"}', headers={"X-Scope-OrgID": "team-b"})[1]["data"]["result"] == []
+    assert len(query(url, '{service_name="o11y-verify"}',
+                     headers={"X-Scope-OrgID": "team-a"})[1]["data"]["result"]) == 1

@@ -626,3 +626,121 @@ def test_watchdog_rule_reaches_the_webhook(tmp_path, s3, procs, receiver):
     assert [(r["name"], r["state"], r["health"]) for r in rules] == [("Watchdog", "firing", "ok"),
                                                                      ("Quiet", "inactive", "ok")]
     assert 'cortex_prometheus_notifications_sent_total{user="anonymous"}' in call(base, "GET", "/metrics")[1]
+
+
+# ---------------------------------------------------------------------------
+# remote write and the Prometheus query API
+# ---------------------------------------------------------------------------
+
+
+def _push(mimir_api, series, tenant="team-a"):
+    from o11y_standins import mimir, wire
+    body = wire.snappy_encode(mimir.encode_write_request(series))
+    return mimir_api("POST", "/api/v1/push", body, tenant=tenant, content_type="application/x-protobuf")
+
+
+def _prom(mimir_api, path, tenant="team-a", **params):
+    from urllib.parse import urlencode
+    status, _headers, text = mimir_api("GET", "/prometheus/api/v1/" + path + "?" + urlencode(params, doseq=True),
+                                       tenant=tenant)
+    return status, json.loads(text)
+
+
+def test_remote_write_then_query_per_tenant(mimir_api):
+    now = int(time.time() * 1000)
+    assert _push(mimir_api, [({"__name__": "o11y_up", "job": "a"}, [(now - 20000, 0.0), (now - 10000, 1.0)]),
+                             ({"__name__": "o11y_up", "job": "b"}, [(now - 10000, 2.5)]),
+                             ({"__name__": "other", "job": "a"}, [(now - 10000, 7.0)])])[0] == 200
+    assert _push(mimir_api, [({"__name__": "o11y_up", "job": "z"}, [(now, 9.0)])], tenant="team-b")[0] == 200
+    status, body = _prom(mimir_api, "query", query='o11y_up{job=~"a|b"}', time=now / 1000.0)
+    assert status == 200 and body["data"]["resultType"] == "vector"
+    assert [(r["metric"]["job"], r["value"][1]) for r in body["data"]["result"]] == [("a", "1"), ("b", "2.5")]
+    assert body["data"]["result"][0]["value"][0] == pytest.approx(now / 1000.0)
+    # POST form, {__name__=...}, != and !~, the 5 minute lookback
+    status, _, text = mimir_api("POST", "/prometheus/api/v1/query",
+                                "query=%7B__name__%3D%22o11y_up%22%2Cjob%21%3D%22a%22%7D", tenant="team-a",
+                                content_type="application/x-www-form-urlencoded")
+    assert [r["metric"]["job"] for r in json.loads(text)["data"]["result"]] == ["b"]
+    assert _prom(mimir_api, "query", query="o11y_up", time=(now + 6 * 60000) / 1000.0)[1]["data"]["result"] == []
+    # tenants are separate
+    assert [r["metric"]["job"] for r in _prom(mimir_api, "query", tenant="team-b", query="o11y_up")[1]["data"]
+            ["result"]] == ["z"]
+    status, body = _prom(mimir_api, "query_range", query='o11y_up{job="a"}', start=(now - 20000) / 1000.0,
+                         end=now / 1000.0, step="10s")
+    assert body["data"]["resultType"] == "matrix"
+    assert [v[1] for v in body["data"]["result"][0]["values"]] == ["0", "1", "1"]
+    assert _prom(mimir_api, "series", **{"match[]": "o11y_up"})[1]["data"] == [
+        {"__name__": "o11y_up", "job": "a"}, {"__name__": "o11y_up", "job": "b"}]
+    assert _prom(mimir_api, "labels")[1]["data"] == ["__name__", "job"]
+    assert _prom(mimir_api, "label/__name__/values")[1]["data"] == ["o11y_up", "other"]
+    assert _prom(mimir_api, "query", query="vector(1)")[1]["data"]["result"][0]["metric"] == {}
+    assert _prom(mimir_api, "query", query="42")[1]["data"]["resultType"] == "scalar"
+    metrics = mimir_api("GET", "/metrics")[2]
+    assert 'cortex_distributor_received_samples_total{user="team-a"} 4' in metrics
+
+
+def test_query_api_errors(mimir_api):
+    status, body = _prom(mimir_api, "query", query='up{job="a"')
+    assert status == 400 and body["errorType"] == "bad_data"
+    assert body["error"].startswith('invalid parameter "query": 1:')
+    assert _prom(mimir_api, "query", query="")[1]["error"] == \
+        'invalid parameter "query": 1:1: parse error: no expression found in input'
+    assert _prom(mimir_api, "query", query="{}")[1]["error"].endswith(
+        "vector selector must contain at least one non-empty matcher")
+    assert _prom(mimir_api, "query", query="nosuchfn(up)")[1]["error"].endswith(
+        'unknown function with name "nosuchfn"')
+    assert _prom(mimir_api, "query", query="up", time="yesterday")[1]["error"] == \
+        'invalid parameter "time": cannot parse "yesterday" to a valid timestamp'
+    status, body = _prom(mimir_api, "query", query="rate(up[5m])")
+    assert status == 422 and "does not evaluate" in body["error"]
+    assert _prom(mimir_api, "query_range", query="up", start=10, end=5, step=1)[1]["error"] == \
+        'invalid parameter "end": end timestamp must not be before start time'
+    assert _prom(mimir_api, "query_range", query="up", start=0, end=5, step=0)[0] == 400
+    assert _prom(mimir_api, "series")[1]["error"] == "no match[] parameter provided"
+    assert mimir_api("GET", "/prometheus/api/v1/query?query=up", tenant=None)[:1] == (401,)
+
+
+def test_push_errors(mimir_api):
+    status, _, text = mimir_api("POST", "/api/v1/push", b"\xff\xff\xff\xff", content_type="application/x-protobuf")
+    assert status == 400
+    assert mimir_api("POST", "/api/v1/push", b"", tenant=None)[0] == 401
+    now = int(time.time() * 1000)
+    assert _push(mimir_api, [({"__name__": "m"}, [(now, 1.0)])])[0] == 200
+    status, _, text = _push(mimir_api, [({"__name__": "m"}, [(now - 1000, 1.0)]), ({"__name__": "n"}, [(now, 2.0)])])
+    assert status == 400 and "err-mimir-sample-out-of-order" in text
+    assert _prom(mimir_api, "query", query="n")[1]["data"]["result"][0]["value"][1] == "2"  # the rest is stored
+    status, _, text = _push(mimir_api, [({"job": "x"}, [(now, 1.0)])])
+    assert status == 400 and "err-mimir-missing-metric-name" in text
+    assert _push(mimir_api, [({"__name__": "m"}, [(now, 1.0)])])[0] == 200  # a resent sample is a duplicate
+
+
+def test_anonymous_tenant_without_multitenancy(make_mimir_server):
+    from o11y_standins import mimir, wire
+    server = make_mimir_server(multitenancy=False)
+    now = int(time.time() * 1000)
+    body = wire.snappy_encode(mimir.encode_write_request([({"__name__": "m"}, [(now, 3.0)])]))
+    req = urllib.request.Request(server.url + "/api/v1/push", data=body, method="POST",
+                                 headers={"X-Scope-OrgID": "ignored"})
+    assert urllib.request.urlopen(req, timeout=5).status == 200
+    assert "anonymous" in server.server.series
+    with urllib.request.urlopen(server.url + "/prometheus/api/v1/query?query=m", timeout=5) as resp:
+        assert json.loads(resp.read())["data"]["result"][0]["value"][1] == "3"
+
+
+def test_snappy_and_write_request_codec_round_trip():
+    from o11y_standins import mimir, wire
+    series = [({"__name__": "a", "x": "é"}, [(1, 0.5), (2, -1.0)]), ({"__name__": "b"}, [])]
+    data = mimir.encode_write_request(series)
+    assert wire.snappy_decode(wire.snappy_encode(data * 3000)) == data * 3000
+    assert mimir.decode_write_request(data) == series
+
+
+def test_alert_rule_over_pushed_samples(make_mimir_server):
+    from o11y_standins import mimir
+    server = make_mimir_server(ruler={"evaluation_interval": "1s", "poll_interval": "1s"})
+    now = time.time()
+    server.server.tenant_series("team-a").append({"__name__": "queue_depth", "q": "x"}, [(int(now * 1000), 50.0)])
+    rules = server.server.ruler._query("team-a", 'queue_depth{q="x"}', now + 1)
+    assert rules == [({"q": "x"}, 50.0)]
+    assert server.server.ruler._query("team-a", "sum(queue_depth)", now) == []
+    assert mimir.promql.problem("up{") is not None

@@ -218,3 +218,110 @@ def test_port_in_use_fails(tmp_path, s3_server):
         rc, _, err = run(["-config.file=" + write(tmp_path, cfg), "-config.expand-env=true"],
                          env={"S3_SECRET_KEY": TEST_SECRET_KEY})
     assert rc == 1 and "address already in use" in err
+
+
+# ---------------------------------------------------------------------------
+# profiles: /ingest, Push and the querier RPCs (in-process)
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def profiling():
+    """make(multitenancy=False) -> base URL of a ProfilingAPI served on 127.0.0.1."""
+    from o11y_standins import framework as fw
+    from o11y_standins import pyroscope
+    services = []
+
+    def make(multitenancy=False):
+        router = fw.Router()
+        pyroscope.ProfilingAPI({"multitenancy_enabled": multitenancy}).register(router)
+        services.append(fw.HTTPService("pyroscope", "127.0.0.1:0", router).start())
+        return services[-1].url
+
+    yield make
+    for svc in services:
+        svc.stop()
+
+
+def post(url, body, headers=None):
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(url, data=body, method="POST", headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, resp.headers.get("Content-Type"), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Content-Type"), exc.read()
+
+
+def rpc(url, method, msg, tenant=None):
+    import json
+    headers = {"Content-Type": "application/json"}
+    if tenant:
+        headers["X-Scope-OrgID"] = tenant
+    status, _ctype, data = post(url + "/querier.v1.QuerierService/" + method, json.dumps(msg).encode(), headers)
+    return status, json.loads(data or b"null")
+
+
+def test_ingest_then_query_profile_types_and_labels(profiling):
+    import time
+    url = profiling()
+    now = int(time.time())
+    status, _, _ = post(url + "/ingest?name=shop.cpu%%7Benv%%3Dprod%%7D&from=%d&until=%d&spyName=gospy&sampleRate=100"
+                        % (now - 10, now), b"main;work 3\nmain;idle 1\nnot-a-count-line\n")
+    assert status == 200
+    assert post(url + "/ingest?name=shop.inuse_space&format=lines", b"main;alloc\n")[0] == 200
+    window = {"start": str((now - 60) * 1000), "end": str((now + 60) * 1000)}
+    status, body = rpc(url, "ProfileTypes", window)
+    assert status == 200 and [t["ID"] for t in body["profileTypes"]] == [
+        "memory:inuse_space:bytes::", "process_cpu:cpu:nanoseconds:cpu:nanoseconds"]
+    assert body["profileTypes"][1] == {"ID": "process_cpu:cpu:nanoseconds:cpu:nanoseconds", "name": "process_cpu",
+                                       "sampleType": "cpu", "sampleUnit": "nanoseconds", "periodType": "cpu",
+                                       "periodUnit": "nanoseconds"}
+    status, body = rpc(url, "LabelNames", dict(window, matchers=['{service_name="shop", env="prod"}']))
+    assert "env" in body["names"] and "__profile_type__" in body["names"] and "pyroscope_spy" in body["names"]
+    assert rpc(url, "LabelValues", {"name": "service_name", "matchers": [""]})[1] == {"names": ["shop"]}
+    assert rpc(url, "LabelValues", {"name": "pyroscope_spy", "matchers": ['{env="prod"}']})[1] == {"names": ["gospy"]}
+    assert rpc(url, "ProfileTypes", {"start": "1000", "end": "2000"})[1] == {"profileTypes": []}
+
+
+def test_querier_proto_codec_and_errors(profiling):
+    from o11y_standins import wire
+    url = profiling(multitenancy=True)
+    assert post(url + "/ingest?name=api", b"a;b 1\n") == (401, "text/plain; charset=utf-8", b"no org id\n")
+    assert post(url + "/ingest?name=api", b"a;b 1\n", {"X-Scope-OrgID": "t1"})[0] == 200
+    assert post(url + "/ingest?name=", b"", {"X-Scope-OrgID": "t1"})[0] == 400
+    status, ctype, data = post(url + "/querier.v1.QuerierService/LabelValues",
+                               wire.field_str(1, "service_name") + wire.field_bytes(2, b""),
+                               {"Content-Type": "application/proto", "X-Scope-OrgID": "t1"})
+    assert (status, ctype) == (200, "application/proto") and wire.children(data, 1) == [b"api"]
+    status, body = rpc(url, "ProfileTypes", {})
+    assert (status, body) == (401, {"code": "unauthenticated", "message": "no org id"})
+    assert rpc(url, "LabelNames", {"matchers": ["{bad"]}, tenant="t1")[1]["code"] == "invalid_argument"
+    assert rpc(url, "LabelNames", {"nosuchfield": 1}, tenant="t1")[0] == 400
+    assert post(url + "/querier.v1.QuerierService/ProfileTypes", b"{}", {"Content-Type": "text/plain"})[0] == 415
+    assert rpc(url, "LabelValues", {"name": "service_name"}, tenant="t2")[1] == {"names": []}  # another tenant
+
+
+def test_push_rpc_with_a_gzipped_pprof(profiling):
+    import base64
+    import gzip
+    import json
+
+    from o11y_standins import wire
+    url = profiling()
+    strings = ["", "alloc_space", "bytes", "space"]
+    pprof = (wire.field_bytes(1, wire.field_varint(1, 1) + wire.field_varint(2, 2)) +
+             wire.field_bytes(11, wire.field_varint(1, 3) + wire.field_varint(2, 2)) +
+             b"".join(wire.field_bytes(6, s.encode()) for s in strings))
+    body = {"series": [{"labels": [{"name": "__name__", "value": "memory"}, {"name": "service_name", "value": "svc"}],
+                        "samples": [{"rawProfile": base64.b64encode(gzip.compress(pprof)).decode(), "ID": "1"}]}]}
+    status, _, data = post(url + "/push.v1.PusherService/Push", json.dumps(body).encode(),
+                           {"Content-Type": "application/json"})
+    assert (status, data) == (200, b"{}")
+    assert [t["ID"] for t in rpc(url, "ProfileTypes", {})[1]["profileTypes"]] == \
+        ["memory:alloc_space:bytes:space:bytes"]
+    body["series"][0]["labels"] = [{"name": "__name__", "value": "memory"}]
+    status, _, data = post(url + "/push.v1.PusherService/Push", json.dumps(body).encode(),
+                           {"Content-Type": "application/json"})
+    assert status == 400 and json.loads(data)["code"] == "invalid_argument"

@@ -21,6 +21,7 @@ if str(STANDINS) not in sys.path:
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
+from o11y_standins import grpc_h2c, otlp  # noqa: E402
 from o11y_standins.s3server import S3Server  # noqa: E402
 from o11y_standins.testing import StandinProcess, free_port, http_get, wait_until  # noqa: E402
 
@@ -273,7 +274,7 @@ def test_serves_ports_ready_metrics_rings_and_memberlist(tmp_path, s3, procs):
     assert len(get_json("http://127.0.0.1:%d/memberlist" % http)["SortedMembers"]) == 1
     assert get_json("http://127.0.0.1:%d/api/status/buildinfo" % http)["version"] == "2.10.8"
     status, _h, _b = http_get("http://127.0.0.1:%d/v1/traces" % oh, method="POST")
-    assert status == 200
+    assert status == 415  # the collector's OTLP/HTTP receiver wants a content type
     assert p.terminate() == 0
 
 
@@ -442,3 +443,103 @@ def test_port_in_use_fails(tmp_path, s3):
         blocker.listen(1)
         rc, _out, err = run(["-config.file=%s" % write(tmp_path, cfg), "-config.expand-env=true"], env=ENV)
     assert rc == 1 and "error initialising module: server" in err and "bind" in err
+
+
+# ---------------------------------------------------------------------------
+# traces: OTLP in (gRPC and HTTP), query API out, kept across a restart
+# ---------------------------------------------------------------------------
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def trace_request(trace_id=TRACE_ID, span_id="00f067aa0ba902b7", name="verify-span", service="o11y-verify"):
+    return {"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+        "scopeSpans": [{"scope": {"name": "verify"}, "spans": [{
+            "traceId": trace_id, "spanId": span_id, "name": name, "kind": 2,
+            "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000500000000",
+            "attributes": [{"key": "http.method", "value": {"stringValue": "GET"}}],
+            "status": {"code": 1}}]}]}]}
+
+
+def post(url, body, headers):
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_parse_trace_id_pads_and_rejects():
+    from o11y_standins.tempo import parse_trace_id
+    assert parse_trace_id("abc") == "0" * 29 + "abc"
+    assert parse_trace_id(TRACE_ID.upper()) == TRACE_ID
+    with pytest.raises(ValueError):
+        parse_trace_id("x1")
+    with pytest.raises(ValueError):
+        parse_trace_id("1" * 33)
+
+
+def test_traces_flow_from_otlp_grpc_and_http_to_the_query_api(tmp_path, s3, procs):
+    http, grpc, ml, og, oh = ports(5)
+    cfg = fast(role_config(s3.url, http, grpc, ml, og, oh, data=tmp_path))
+    conf = write(tmp_path, cfg)
+    p = procs(["-config.file=%s" % conf, "-config.expand-env=true"], env=ENV)
+    p.wait_http("http://127.0.0.1:%d/ready" % http)
+    base = "http://127.0.0.1:%d" % http
+
+    status, _h, body = http_get(base + "/api/traces/" + TRACE_ID)
+    assert (status, body) == (404, b"trace not found")
+    assert http_get(base + "/api/traces/zz")[0] == 400
+
+    reply = grpc_h2c.call("127.0.0.1:%d" % og, "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                          otlp.encode("traces", trace_request()), compress=True)
+    assert reply == b""
+    with pytest.raises(grpc_h2c.GrpcError) as err:
+        grpc_h2c.call("127.0.0.1:%d" % og, "/x.Y/Z", b"")
+    assert err.value.status == grpc_h2c.UNIMPLEMENTED
+    other = trace_request(span_id="1111111111111111", name="second")
+    status, _b = post("http://127.0.0.1:%d/v1/traces" % oh, json.dumps(other).encode(),
+                      {"Content-Type": "application/json"})
+    assert status == 200
+
+    doc = get_json(base + "/api/traces/" + TRACE_ID)
+    spans = [s for b in doc["batches"] for sc in b["scopeSpans"] for s in sc["spans"]]
+    assert sorted(s["name"] for s in spans) == ["second", "verify-span"]
+    first = [s for s in spans if s["name"] == "verify-span"][0]
+    import base64
+    assert base64.b64decode(first["traceId"]).hex() == TRACE_ID  # gogo jsonpb writes bytes as base64
+    assert first["kind"] == "SPAN_KIND_SERVER" and first["status"]["code"] == "STATUS_CODE_OK"
+    assert doc["batches"][0]["resource"]["attributes"][0] == {"key": "service.name",
+                                                              "value": {"stringValue": "o11y-verify"}}
+    v2 = get_json(base + "/api/v2/traces/" + TRACE_ID)
+    assert len(v2["trace"]["resourceSpans"]) == 2
+    status, headers, body = http_get(base + "/api/traces/" + TRACE_ID, headers={"Accept": "application/protobuf"})
+    assert status == 200 and len(otlp.decode("traces", body)["resourceSpans"]) == 2
+    _s, _h, metrics = http_get(base + "/metrics")
+    assert 'tempo_distributor_spans_received_total{tenant="single-tenant"} 2' in metrics.decode()
+
+    assert p.terminate() == 0  # a restart keeps what was received
+    p = procs(["-config.file=%s" % conf, "-config.expand-env=true"], env=ENV)
+    p.wait_http(base + "/ready")
+    assert len(get_json(base + "/api/traces/" + TRACE_ID)["batches"]) == 2
+
+
+def test_multitenant_traces_need_and_separate_tenants(tmp_path, s3, procs):
+    http, grpc, ml, og, oh = ports(5)
+    cfg = fast(role_config(s3.url, http, grpc, ml, og, oh, data=tmp_path))
+    cfg["multitenancy_enabled"] = True
+    p = procs(["-config.file=%s" % write(tmp_path, cfg), "-config.expand-env=true"], env=ENV)
+    base = "http://127.0.0.1:%d" % http
+    p.wait_http(base + "/ready")
+    method = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+    with pytest.raises(grpc_h2c.GrpcError) as err:
+        grpc_h2c.call("127.0.0.1:%d" % og, method, otlp.encode("traces", trace_request()))
+    assert err.value.status == grpc_h2c.UNAUTHENTICATED
+    grpc_h2c.call("127.0.0.1:%d" % og, method, otlp.encode("traces", trace_request()), {"X-Scope-OrgID": "team-a"})
+    assert http_get(base + "/api/traces/" + TRACE_ID)[0] == 401
+    assert http_get(base + "/api/traces/" + TRACE_ID, headers={"X-Scope-OrgID": "team-b"})[0] == 404
+    assert http_get(base + "/api/traces/" + TRACE_ID, headers={"X-Scope-OrgID": "team-a"})[0] == 200
