@@ -31,10 +31,14 @@ CAPS = ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", 
 CHECKOUT = "/root/o11y.stack"
 
 
-def readme_deploy_command() -> str:
+def readme_command(section: str) -> str:
+    """The first ```sh block after a README heading."""
     readme = (ROOT / "README.md").read_text()
-    quick_start = readme.split("## Quick start", 1)[1]
-    return re.search(r"```sh\n(.+?)\n```", quick_start).group(1).strip()
+    return re.search(r"```sh\n(.+?)\n```", readme.split(section, 1)[1]).group(1).strip()
+
+
+def readme_deploy_command() -> str:
+    return readme_command("## Quick start")
 
 
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -137,3 +141,13 @@ def deploy_and_check(machine: str, mirror_dir: Path, wheels: Path) -> None:
     secret = docker("exec", machine, "stat", "-c", "%a",
                     f"{CHECKOUT}/inventories/single-node/credentials/minio_root_password").stdout.strip()
     assert secret in ("600", "400"), f"generated secret has mode {secret}"
+
+    # The README's end-to-end check, with the ansible-playbook ./deploy installed.
+    verify = readme_command("### 5. Check the data flow end to end")
+    assert verify.startswith("ansible-playbook -i inventories/single-node "), verify
+    progress(f"README verify command in the deployed container: {verify}")
+    proc = docker("exec", "-w", CHECKOUT, "-e", "ANSIBLE_FORCE_COLOR=false", machine,
+                  f"{CHECKOUT}/.venv/bin/{verify.split()[0]}", *verify.split()[1:], check=False)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    for signal in ("traces", "logs", "metrics", "profiles"):
+        assert re.search(rf'"{signal}": "ok"', proc.stdout), proc.stdout[-3000:]
