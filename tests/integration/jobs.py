@@ -21,7 +21,7 @@ from tests.conftest import progress
 PARALLEL = max(1, int(os.environ.get("O11Y_TEST_PARALLEL", "2")))
 
 # Longest first, so the two workers finish close together (minutes measured on the CI machine).
-JOB_ORDER = ["collectors", "backends-cluster", "grafana", "oncall", "readme-deploy", "backends", "minio-cluster", "minio"]
+JOB_ORDER = ["cluster", "default", "collectors", "oncall", "grafana", "readme-deploy", "minio-cluster", "minio"]
 
 
 class IntegrationJobs:

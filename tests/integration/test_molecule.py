@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ARTIFACT_CACHE, MINIO_OTHER_VERSION, OUTPUT, ROOT, progress, tool
 
-SCENARIOS = ["minio", "minio-cluster", "backends", "backends-cluster", "collectors", "grafana", "oncall"]
+SCENARIOS = ["minio", "minio-cluster", "collectors", "grafana", "oncall", "default", "cluster"]
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
