@@ -58,7 +58,8 @@ def wait_until(predicate: Callable[[], object], timeout: float = 20.0, interval:
     raise TimeoutError("timed out after %.0fs waiting for %s (last: %r)" % (timeout, message, last))
 
 
-def http_get(url: str, headers: Optional[Dict[str, str]] = None, timeout: float = 5.0, method: str = "GET"):
+def http_get(url: str, headers: Optional[Dict[str, str]] = None, timeout: float = 5.0, method: str = "GET",
+             body: Optional[bytes] = None):
     """(status, headers dict, body bytes); status 0 when nothing answers."""
     u = urlsplit(url)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
@@ -66,13 +67,19 @@ def http_get(url: str, headers: Optional[Dict[str, str]] = None, timeout: float 
         path = u.path or "/"
         if u.query:
             path += "?" + u.query
-        conn.request(method, path, headers=headers or {})
+        conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     except OSError:
         return 0, {}, b""
     finally:
         conn.close()
+
+
+def http_post(url: str, body: bytes, headers: Optional[Dict[str, str]] = None, timeout: float = 5.0):
+    """(status, body bytes) of a POST; status 0 when nothing answers."""
+    status, _headers, data = http_get(url, headers, timeout, method="POST", body=body)
+    return status, data
 
 
 class StandinProcess:

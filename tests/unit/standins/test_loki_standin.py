@@ -22,6 +22,7 @@ from o11y_standins import otlp, wire  # noqa: E402
 from o11y_standins.loki import LogQLParser, LogQLError, parse_loki_time  # noqa: E402
 from o11y_standins.s3server import S3Server  # noqa: E402
 from o11y_standins.testing import StandinProcess, free_port, http_get, wait_until  # noqa: E402
+from o11y_standins.testing import http_post as post  # noqa: E402
 
 ACCESS = "loki-test"
 SECRET = "loki-test-secret-1"
@@ -294,17 +295,6 @@ def test_two_instances_see_each_other_in_memberlist(tmp_path, procs, s3):
 # ---------------------------------------------------------------------------
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-
-
-def post(url, body, headers):
-    import urllib.error
-    import urllib.request
-    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
 
 
 def query(url, q, headers=None, **params):

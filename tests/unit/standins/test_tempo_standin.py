@@ -24,6 +24,7 @@ from botocore.config import Config  # noqa: E402
 from o11y_standins import grpc_h2c, otlp  # noqa: E402
 from o11y_standins.s3server import S3Server  # noqa: E402
 from o11y_standins.testing import StandinProcess, free_port, http_get, wait_until  # noqa: E402
+from o11y_standins.testing import http_post as post  # noqa: E402
 
 AK = "tempo-access"
 SK = "tempo-secret-key-123"
@@ -460,17 +461,6 @@ def trace_request(trace_id=TRACE_ID, span_id="00f067aa0ba902b7", name="verify-sp
             "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000500000000",
             "attributes": [{"key": "http.method", "value": {"stringValue": "GET"}}],
             "status": {"code": 1}}]}]}]}
-
-
-def post(url, body, headers):
-    import urllib.error
-    import urllib.request
-    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
 
 
 def test_parse_trace_id_pads_and_rejects():
