@@ -1381,19 +1381,14 @@ class Receiver:
                     return 400, "unsupported Content-Encoding: %s" % enc
             except (OSError, zlib.error, EOFError) as exc:
                 return 400, str(exc)
-            ctype = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             try:
-                if ctype == "application/x-protobuf":
-                    doc = otlp.decode(sig, body)
-                    reply, rtype = b"", "application/x-protobuf"
-                elif ctype == "application/json":
-                    doc = otlp.from_json(sig, json.loads(body or b"{}"))
-                    reply, rtype = b"{}", "application/json"
-                else:
-                    return 415, "415 unsupported media type, supported: [application/json, application/x-protobuf]"
+                decoded = otlp.decode_http(sig, body, req.headers.get("Content-Type"))
             except (ValueError, AttributeError, TypeError) as exc:
                 self.runner.metrics.inc(REFUSED_METRIC[sig], "", 0, self._labels("http"))
                 return 400, "proto: %s" % exc
+            if decoded is None:
+                return 415, "415 unsupported media type, supported: [application/json, application/x-protobuf]"
+            doc, reply, rtype = decoded
             self._accept(sig, doc, "http")
             return 200, reply, {"Content-Type": rtype}
         return handle

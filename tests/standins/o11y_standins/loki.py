@@ -1791,18 +1791,14 @@ class LokiServer:
         tenant = self._tenant(req)
         if tenant is None:
             return 401, "no org id\n"
-        ctype = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         try:
-            body = self._body(req)
-            if ctype == "application/json":
-                doc = otlp.from_json("logs", json.loads(body or b"{}"))
-            elif ctype == "application/x-protobuf":
-                doc = otlp.decode("logs", body)
-            else:
-                return 415, "unsupported content type: %s\n" % ctype
+            decoded = otlp.decode_http("logs", self._body(req), req.headers.get("Content-Type"))
         except (ValueError, TypeError, OSError, EOFError) as exc:
             return 400, "%s\n" % exc
-        self._store(tenant, otlp_entries(doc))
+        if decoded is None:
+            ctype = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            return 415, "unsupported content type: %s\n" % ctype
+        self._store(tenant, otlp_entries(decoded[0]))
         return 204, b""
 
     @staticmethod

@@ -13,6 +13,7 @@ opentelemetry-proto v1 (common, resource, trace, logs, metrics).
 from __future__ import annotations
 
 import base64
+import json
 import struct
 from typing import Any, Dict, Optional, Tuple
 
@@ -249,6 +250,17 @@ def _normalise(obj: Any, message: str) -> Dict[str, Any]:
 def from_json(signal: str, doc: Any) -> Dict[str, Any]:
     """A JSON-encoded export request in canonical OTLP/JSON shape; raises ValueError."""
     return _normalise(doc, REQUEST[signal])
+
+
+def decode_http(signal: str, body: bytes, content_type: Optional[str]) -> Optional[Tuple[Dict[str, Any], bytes, str]]:
+    """(request, reply body, reply content type) of an OTLP/HTTP body, answered in its own encoding;
+    None for a content type OTLP/HTTP does not define; ValueError for a malformed body."""
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    if ctype == "application/x-protobuf":
+        return decode(signal, body), b"", "application/x-protobuf"
+    if ctype == "application/json":
+        return from_json(signal, json.loads(body or b"{}")), b"{}", "application/json"
+    return None
 
 
 def count(signal: str, doc: Dict[str, Any]) -> int:

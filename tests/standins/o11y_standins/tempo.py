@@ -1133,16 +1133,12 @@ class Tempo:
             try:
                 if (req.headers.get("Content-Encoding") or "").lower() == "gzip":
                     body = gzip.decompress(body)
-                ctype = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-                if ctype == "application/x-protobuf":
-                    doc, reply, rtype = otlp.decode("traces", body), b"", "application/x-protobuf"
-                elif ctype == "application/json":
-                    doc = otlp.from_json("traces", json.loads(body or b"{}"))
-                    reply, rtype = b"{}", "application/json"
-                else:
-                    return 415, "415 unsupported media type, supported: [application/json, application/x-protobuf]"
+                decoded = otlp.decode_http("traces", body, req.headers.get("Content-Type"))
             except (ValueError, OSError, EOFError) as exc:
                 return 400, str(exc)
+            if decoded is None:
+                return 415, "415 unsupported media type, supported: [application/json, application/x-protobuf]"
+            doc, reply, rtype = decoded
             self.ingest(tenant, doc)
             return 200, reply, {"Content-Type": rtype}
 
