@@ -1382,12 +1382,12 @@ class Receiver:
             except (OSError, zlib.error, EOFError) as exc:
                 return 400, str(exc)
             try:
-                decoded = otlp.decode_http(sig, body, req.headers.get("Content-Type"))
+                decoded = otlp.decode_http(sig, body, req.mimetype)
             except (ValueError, AttributeError, TypeError) as exc:
                 self.runner.metrics.inc(REFUSED_METRIC[sig], "", 0, self._labels("http"))
                 return 400, "proto: %s" % exc
             if decoded is None:
-                return 415, "415 unsupported media type, supported: [application/json, application/x-protobuf]"
+                return 415, otlp.UNSUPPORTED_MEDIA_TYPE
             doc, reply, rtype = decoded
             self._accept(sig, doc, "http")
             return 200, reply, {"Content-Type": rtype}

@@ -1773,7 +1773,7 @@ class LokiServer:
         tenant = self._tenant(req)
         if tenant is None:
             return 401, "no org id\n"
-        ctype = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        ctype = req.mimetype
         try:
             body = self._body(req)
             if not body:  # nothing to push
@@ -1792,12 +1792,11 @@ class LokiServer:
         if tenant is None:
             return 401, "no org id\n"
         try:
-            decoded = otlp.decode_http("logs", self._body(req), req.headers.get("Content-Type"))
+            decoded = otlp.decode_http("logs", self._body(req), req.mimetype)
         except (ValueError, TypeError, OSError, EOFError) as exc:
             return 400, "%s\n" % exc
         if decoded is None:
-            ctype = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-            return 415, "unsupported content type: %s\n" % ctype
+            return 415, "unsupported content type: %s\n" % req.mimetype
         self._store(tenant, otlp_entries(decoded[0]))
         return 204, b""
 

@@ -252,13 +252,17 @@ def from_json(signal: str, doc: Any) -> Dict[str, Any]:
     return _normalise(doc, REQUEST[signal])
 
 
-def decode_http(signal: str, body: bytes, content_type: Optional[str]) -> Optional[Tuple[Dict[str, Any], bytes, str]]:
+# The OpenTelemetry Collector's OTLP/HTTP receiver (Alloy's and Tempo's) answering any other media type.
+UNSUPPORTED_MEDIA_TYPE = "415 unsupported media type, supported: [application/json, application/x-protobuf]"
+
+
+def decode_http(signal: str, body: bytes, media_type: str) -> Optional[Tuple[Dict[str, Any], bytes, str]]:
     """(request, reply body, reply content type) of an OTLP/HTTP body, answered in its own encoding;
-    None for a content type OTLP/HTTP does not define; ValueError for a malformed body."""
-    ctype = (content_type or "").split(";")[0].strip().lower()
-    if ctype == "application/x-protobuf":
+    None for a media type (the request's ``mimetype``: lower case, no parameters) OTLP/HTTP does not
+    define; ValueError for a malformed body."""
+    if media_type == "application/x-protobuf":
         return decode(signal, body), b"", "application/x-protobuf"
-    if ctype == "application/json":
+    if media_type == "application/json":
         return from_json(signal, json.loads(body or b"{}")), b"{}", "application/json"
     return None
 

@@ -584,7 +584,7 @@ class ProfilingAPI:
     # -- connect unary RPCs --------------------------------------------------------------------------------
     def _connect(self, rpc: str):
         def handler(req):
-            ctype = req.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            ctype = req.mimetype
             if ctype not in ("application/json", "application/proto"):
                 return 415, "", {"Accept-Post": "application/json, application/proto"}
             codec = "json" if ctype == "application/json" else "proto"

@@ -1133,11 +1133,11 @@ class Tempo:
             try:
                 if (req.headers.get("Content-Encoding") or "").lower() == "gzip":
                     body = gzip.decompress(body)
-                decoded = otlp.decode_http("traces", body, req.headers.get("Content-Type"))
+                decoded = otlp.decode_http("traces", body, req.mimetype)
             except (ValueError, OSError, EOFError) as exc:
                 return 400, str(exc)
             if decoded is None:
-                return 415, "415 unsupported media type, supported: [application/json, application/x-protobuf]"
+                return 415, otlp.UNSUPPORTED_MEDIA_TYPE
             doc, reply, rtype = decoded
             self.ingest(tenant, doc)
             return 200, reply, {"Content-Type": rtype}
