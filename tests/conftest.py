@@ -82,11 +82,14 @@ def integration_jobs(request: pytest.FixtureRequest, mirror_dir: Path, test_imag
 
 @pytest.fixture(scope="session", autouse=True)
 def start_integration_jobs_early(request: pytest.FixtureRequest) -> None:
-    """When integration tests are selected, their jobs start with the session, beside the other tests."""
+    """When integration tests are selected, their jobs start with the session, beside the other tests
+    (once the job timed alone is past its timed steps)."""
     from tests.integration.jobs import selected_jobs
 
     if selected_jobs(request.session):
-        request.getfixturevalue("integration_jobs")
+        jobs = request.getfixturevalue("integration_jobs")
+        # The other tests wait too while the single-node budget is measured alone.
+        jobs.alone_done.wait()
 
 
 def tool(name: str) -> str:

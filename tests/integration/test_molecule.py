@@ -23,7 +23,7 @@ class Molecule:
         self.logs = OUTPUT / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
 
-    def run(self, action: str, *extra: str, check: bool = True) -> str:
+    def run(self, action: str, *extra: str, check: bool = True, timed: bool = False) -> str:
         log = self.logs / f"{self.scenario}-{action}{'-check' if '--check' in extra else ''}.log"
         started = time.monotonic()
         progress(f"{self.scenario}: molecule {action} {' '.join(extra)}".rstrip())
@@ -31,7 +31,8 @@ class Molecule:
             proc = subprocess.run([tool("molecule"), action, "-s", self.scenario, *extra], cwd=ROOT,
                                   env=self.env, stdout=out, stderr=subprocess.STDOUT, text=True)
         text = log.read_text(errors="replace")
-        progress(f"{self.scenario}: molecule {action} -> rc={proc.returncode} in {time.monotonic() - started:.0f}s (log: {log})")
+        alone = " (timed alone)" if timed else ""
+        progress(f"{self.scenario}: molecule {action} -> rc={proc.returncode} in {time.monotonic() - started:.0f}s{alone} (log: {log})")
         if check and proc.returncode != 0:
             tail = "\n".join(text.splitlines()[-200:])
             pytest.fail(f"molecule {action} failed for {self.scenario} (rc={proc.returncode}):\n{tail}")
@@ -51,7 +52,8 @@ def test_scenario(scenario: str, integration_jobs) -> None:
     integration_jobs.wait(scenario)
 
 
-def run_scenario(scenario: str, mirror_dir: Path, test_image: str) -> None:
+def run_scenario(scenario: str, mirror_dir: Path, test_image: str, timed_done=None) -> None:
+    """timed_done: for the scenario timed alone, called once its converge and re-run are over."""
     env = dict(os.environ)
     env.update({
         "O11Y_TEST_IMAGE": test_image,
@@ -69,11 +71,15 @@ def run_scenario(scenario: str, mirror_dir: Path, test_image: str) -> None:
     })
     molecule = Molecule(scenario, env)
     sequence = (ROOT / "molecule" / scenario / "molecule.yml").read_text()
-    molecule.run("destroy")
     try:
-        molecule.run("create")
-        molecule.run("converge")
-        molecule.run("idempotence")
+        try:
+            molecule.run("destroy")
+            molecule.run("create")
+            molecule.run("converge", timed=timed_done is not None)
+            molecule.run("idempotence", timed=timed_done is not None)
+        finally:
+            if timed_done is not None:
+                timed_done()
 
         # --check --diff on the converged hosts: nothing to change, nothing failing.
         output = molecule.run("converge", "--", "--check", "--diff")
