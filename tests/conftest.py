@@ -20,30 +20,27 @@ ARTIFACT_CACHE = OUTPUT / "artifact-cache"
 MINIO_OTHER_VERSION = "RELEASE.2025-07-23T15-54-02Z"
 
 
-_PYTEST_CONFIG: list = []
 _PROGRESS_LOCK = threading.Lock()
+# The session's real standard output, opened before pytest captures: progress lines go there
+# directly. (Suspending pytest's capture instead would swap sys.stdout under a test running in
+# the main thread, e.g. a module whose printed result a unit test is reading.)
+_TERMINAL: list = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    _PYTEST_CONFIG.append(config)
+    try:
+        _TERMINAL.append(os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1))
+    except (AttributeError, OSError, ValueError):  # no real file behind stdout: print as usual
+        pass
 
 
 def progress(message: str) -> None:
-    """Print a progress line even while pytest captures output (also from job threads).
-
-    pytest captures file descriptors 1 and 2 during a test, sys.__stdout__ included, so the
-    line is written with capturing suspended for a moment.
-    """
+    """Print a progress line even while pytest captures output (also from job threads)."""
     line = f"[o11y-tests {time.strftime('%H:%M:%S')}] {message}\n"
-    capman = _PYTEST_CONFIG[0].pluginmanager.getplugin("capturemanager") if _PYTEST_CONFIG else None
     with _PROGRESS_LOCK:
-        if capman is None:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-            return
-        with capman.global_and_fixture_disabled():
-            sys.stdout.write(line)
-            sys.stdout.flush()
+        out = _TERMINAL[0] if _TERMINAL else sys.stdout
+        out.write(line)
+        out.flush()
 
 
 @pytest.fixture(scope="session")

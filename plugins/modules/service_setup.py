@@ -389,6 +389,18 @@ class Setup:
         return oct(mode)[2:].zfill(4)
 
     @staticmethod
+    def stat_or_none(path):
+        """os.stat of path (a symlink stands for its target), None when it does not exist."""
+        try:
+            return os.stat(path)
+        except FileNotFoundError:
+            return None
+
+    @staticmethod
+    def has_attributes(current, uid, gid, mode):
+        return current is not None and (current.st_uid, current.st_gid, current.st_mode & 0o7777) == (uid, gid, mode)
+
+    @staticmethod
     def describe(kind, stat_result, owner=None, group=None, mode=None):
         if stat_result is None:
             return f"{kind}: absent\n"
@@ -422,13 +434,10 @@ class Setup:
         uid, gid = self.ids(owner, group)
         wanted = f"directory: owner={owner} group={group} mode={self.mode_text(mode)}\n"
         # A symlink to a directory (e.g. a data directory moved to another disk) stands for its target.
-        try:
-            current = os.stat(path)
-        except FileNotFoundError:
-            current = None
+        current = self.stat_or_none(path)
         if current is not None and not os.path.isdir(path):
             self.module.fail_json(msg=f"{path} exists and is not a directory")
-        if current is not None and (current.st_uid, current.st_gid, current.st_mode & 0o7777) == (uid, gid, mode):
+        if self.has_attributes(current, uid, gid, mode):
             return
         self.files_changed = True
         if current is None:
@@ -450,18 +459,14 @@ class Setup:
         data = content.encode("utf-8")
         # A symlink stands for its target, which is compared and written in place of the link.
         target = os.path.realpath(path)
-        try:
-            current = os.stat(target)
-        except FileNotFoundError:
-            current = None
+        current = self.stat_or_none(target)
         if current is not None and not os.path.isfile(target):
             self.module.fail_json(msg=f"{path} exists and is not a regular file")
         old = None
         if current is not None:
             with open(target, "rb") as handle:
                 old = handle.read()
-        same_attrs = current is not None and (current.st_uid, current.st_gid, current.st_mode & 0o7777) == (uid, gid, mode)
-        if old == data and same_attrs:
+        if old == data and self.has_attributes(current, uid, gid, mode):
             return False
         self.files_changed = True
         wanted = f"file: owner={owner} group={group} mode={self.mode_text(mode)}\n"

@@ -108,10 +108,12 @@ def deploy_and_check(machine: str, mirror_dir: Path, wheels: Path) -> None:
     outputs = []
     for attempt in ("first", "second"):
         progress(f"README deploy command in a fresh container, {attempt} run: {command}")
+        started = time.monotonic()
         proc = docker("exec", "-w", CHECKOUT, "-e", "PIP_NO_INDEX=1", "-e", "PIP_FIND_LINKS=/srv/wheels",
                       "-e", "ANSIBLE_FORCE_COLOR=false", machine, *command.split(),
                       "-e", "o11y_artifact_mirror=file:///srv/mirror", "-e", '{"minio_buckets": [{"name": "readme"}]}',
                       check=False)
+        progress(f"README deploy command, {attempt} run -> rc={proc.returncode} in {time.monotonic() - started:.0f}s")
         assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
         outputs.append(proc.stdout)
     recap = re.search(r"localhost\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", outputs[1])
