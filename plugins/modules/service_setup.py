@@ -58,7 +58,8 @@ options:
       - Readiness URL of the service, queried from the host. When set, and the module leaves the service running
         without a change that needs a restart (or O(state) is V(null)), it polls the URL every second until it
         answers O(ready_status), and fails after O(ready_timeout) seconds with the last answer and the last
-        journal lines of the unit. Not polled in check mode.
+        journal lines of the unit. Not polled in check mode, nor when the unit stays inactive after its start
+        (an unmet condition, such as a configuration file written later).
     type: str
   ready_status:
     description: HTTP status code that means ready.
@@ -287,6 +288,8 @@ class Setup:
         self.diffs = []
         self.account_changed = False
         self.files_changed = False
+        # Whether the unit runs after this module's actions; None when its state was not asked for.
+        self.running = None
 
     def record(self, change, before=None, after=None, header=None):
         self.changes.append(change)
@@ -536,6 +539,10 @@ class Setup:
                 started = True
                 if not self.check:
                     self.run(["systemctl", "start", unit])
+                    # An unmet condition (ConditionPathExists: its configuration comes later) leaves it inactive.
+                    _rc, out, _err = self.run(["systemctl", "is-active", unit], fail=False)
+                    running = out in RUNNING
+            self.running = running and state == "started"
         return started
 
     def wait_ready(self, name, url, status, timeout, validate_certs):
@@ -643,7 +650,7 @@ def main():
     # Readiness of a service left running as it was (a changed one is polled after the caller's restart).
     ready = False
     pending_restart = setup.account_changed or setup.files_changed
-    if params["ready_url"] and not module.check_mode and params["state"] != "stopped" and not pending_restart:
+    if params["ready_url"] and not module.check_mode and setup.running is not False and not pending_restart:
         setup.wait_ready(name, params["ready_url"], params["ready_status"], params["ready_timeout"],
                          params["ready_validate_certs"])
         ready = True

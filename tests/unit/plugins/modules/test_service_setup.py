@@ -37,6 +37,7 @@ class FakeHost:
         self.calls = []
         self.enabled = False
         self.active = False
+        self.condition_met = True  # False: like an unmet ConditionPathExists, a start leaves the unit inactive
         self.validated = []  # (candidate path, its content, its mode) as the validator saw them
 
     def run_command(self, args, **kwargs):
@@ -49,7 +50,7 @@ class FakeHost:
         if argv[:2] in (["systemctl", "enable"], ["systemctl", "disable"]):
             self.enabled = argv[1] == "enable"
         if argv[:2] in (["systemctl", "start"], ["systemctl", "stop"]):
-            self.active = argv[1] == "start"
+            self.active = argv[1] == "start" and self.condition_met
         if argv[0] == "journalctl":
             return 0, "svc: listening failed: address already in use\n", ""
         if argv[0] == VALIDATOR:
@@ -623,3 +624,18 @@ def test_unreachable_service_fails_with_the_error(run, host, closed_port_url):
     result = run(name="svc", ready_url=closed_port_url + "/ready", ready_timeout=0)
     assert result.exit_code == 1
     assert "answered nothing" in result["msg"] and "refused" in result["msg"].lower()
+
+
+def test_started_service_is_polled(run, host, tmp_path, ready_server):
+    run(**stack(tmp_path))
+    result = run(**stack(tmp_path, ready_url=ready_server.url))
+    assert result["started"] is True and result["ready"] is True and ready_server.requests == 1
+
+
+def test_unit_left_inactive_by_its_condition_is_not_polled(run, host, tmp_path, ready_server):
+    """Its configuration comes later (the config entry point): the restart after it is polled instead."""
+    run(**stack(tmp_path))
+    host.condition_met = False
+    result = run(**stack(tmp_path, ready_url=ready_server.url, ready_timeout=0))
+    assert result.exit_code == 0, result
+    assert result["started"] is True and result["ready"] is False and ready_server.requests == 0
