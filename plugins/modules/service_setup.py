@@ -404,7 +404,7 @@ class Setup:
         return current is not None and (current.st_uid, current.st_gid, current.st_mode & 0o7777) == (uid, gid, mode)
 
     @staticmethod
-    def describe(kind, stat_result, owner=None, group=None, mode=None):
+    def describe(kind, stat_result):
         if stat_result is None:
             return f"{kind}: absent\n"
         try:
